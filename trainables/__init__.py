@@ -1,0 +1,36 @@
+"""One trainable per trial: data, models, imbalance strategies, augmentation and the training loop."""
+
+from trainables.augmentation import augment_batch
+from trainables.config import DEFAULTS, OPTIMIZERS, TrialConfig
+from trainables.data import Dataset, Split, load_datasets, resize_images
+from trainables.errors import InputError
+from trainables.imbalance import ImbalanceSetup, create_strategy, list_strategies, register_strategy
+from trainables.loader import BatchLoader
+from trainables.metrics import METRIC_MODES, classification_metrics, guarded_objective
+from trainables.models import (
+    ModelSpec,
+    create_model,
+    get_spec,
+    list_models,
+    load_pretrained_state,
+    register_model,
+    weights_path,
+)
+from trainables.train import (
+    EarlyStopping,
+    evaluate_split,
+    image_size_for,
+    kept_model,
+    load_state,
+    run_trial,
+    save_state,
+    train_fn,
+)
+
+__all__ = [
+    "DEFAULTS", "OPTIMIZERS", "METRIC_MODES", "BatchLoader", "Dataset", "EarlyStopping", "ImbalanceSetup",
+    "InputError", "ModelSpec", "Split", "TrialConfig", "augment_batch", "classification_metrics", "create_model",
+    "create_strategy", "evaluate_split", "get_spec", "guarded_objective", "image_size_for", "kept_model",
+    "list_models", "list_strategies", "load_datasets", "load_pretrained_state", "load_state", "register_model",
+    "register_strategy", "resize_images", "run_trial", "save_state", "train_fn", "weights_path",
+]

@@ -1,0 +1,363 @@
+"""Data sources, decoded once into uint8 arrays and split for training.
+
+Three sources are understood:
+
+* ``None`` or ``"digits"``: scikit-learn's bundled 8x8 digit scans (1,797
+  real images, no download), made binary: the digits 3, 5 and 8 are the
+  positive (minority, 30 %) class, every other digit is negative.
+* a folder with exactly one sub-folder per class (``0/`` and ``1/``, or two
+  class names); images in nested folders are found too.
+* a MedMNIST-style ``.npz`` with ``{train,val,test}_{images,labels}``.
+
+Images are kept as ``uint8`` arrays shaped ``(n, channels, size, size)``,
+numpy rather than torch, so that Ray's object store shares them between
+trials without a copy. Label 1 is always the positive (minority) class.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+from sklearn.model_selection import train_test_split
+
+from trainables.errors import InputError
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"})
+DIGITS_POSITIVE = (3, 5, 8)  # look alike, so the rare class is not trivially separable
+DIGITS_IMAGE_SIZE = 32  # pixels; the smallest size the study's CNN takes (divisible by 16)
+SPLIT_NAMES = ("train", "val", "test")
+NPZ_KEYS = tuple(f"{split}_{kind}" for split in SPLIT_NAMES for kind in ("images", "labels"))
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split: ``images`` uint8 ``(n, C, H, W)``, ``labels`` int64 ``(n,)`` in {0, 1}."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def class_counts(self) -> tuple[int, int]:
+        """Number of negative and positive examples."""
+        return int((self.labels == 0).sum()), int((self.labels == 1).sum())
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train, validation and test splits at one image size."""
+
+    train: Split
+    val: Split
+    test: Split
+    class_names: tuple[str, str]  # (negative, positive)
+    source: str
+
+    @property
+    def channels(self) -> int:
+        return int(self.train.images.shape[1])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.train.images.shape[-1])
+
+    def split(self, name: str) -> Split:
+        """The split called ``name`` (train, val or test)."""
+        if name not in SPLIT_NAMES:
+            raise InputError(f"unknown split {name!r}; expected one of {', '.join(SPLIT_NAMES)}")
+        return getattr(self, name)
+
+    def summary(self) -> str:
+        """One line per split with its class counts, for logs."""
+        parts = []
+        for name in SPLIT_NAMES:
+            neg, pos = self.split(name).class_counts()
+            parts.append(f"{name} {neg + pos} ({pos} positive)")
+        return (
+            f"{self.source}: {self.image_size}x{self.image_size}x{self.channels}, "
+            f"positive class {self.class_names[1]!r}; " + ", ".join(parts)
+        )
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    """A source decoded at several sizes, before splitting."""
+
+    images: dict[int, np.ndarray]  # image size -> (n, C, size, size) uint8
+    labels: np.ndarray  # original labels, before the positive class is chosen
+    class_names: tuple[str, ...]  # name of each distinct label value, in sorted order
+    split_of: np.ndarray | None  # per image, index into SPLIT_NAMES when the source has splits
+    source: str
+
+
+def load_datasets(
+    source: str | os.PathLike | None = None,
+    *,
+    image_sizes: Iterable[int],
+    positive_class: str | None = None,
+    seed: int = 0,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+) -> dict[int, Dataset]:
+    """Decode ``source`` once and return one :class:`Dataset` per image size.
+
+    Parameters
+    ----------
+    source : path, ``"digits"`` or None, default=None
+        An image folder, a ``.npz`` file, or the embedded digits.
+    image_sizes : iterable of int
+        Square sizes in pixels; every image is resized to each of them.
+    positive_class : str, default=None
+        Name (folder name, or label value for ``.npz``) of the positive class.
+        None picks the minority class.
+    seed : int, default=0
+        Seed of the stratified split, for sources without their own splits.
+    val_fraction, test_fraction : float, default=0.15
+        Fractions of all images held out, for sources without their own splits.
+
+    Raises
+    ------
+    InputError
+        Missing path, empty folder, corrupt image, labels that are not binary,
+        or a split left without one of the classes.
+    """
+    sizes = sorted({_check_size(s) for s in image_sizes})
+    if not sizes:
+        raise InputError("no image size requested")
+    _check_fractions(val_fraction, test_fraction)
+    decoded = _decode(source, sizes)
+    labels = _binary_labels(decoded, positive_class)
+    index = _split_indices(decoded.split_of, labels, seed, val_fraction, test_fraction)
+    names = _positive_last(decoded, labels)
+    datasets = {}
+    for size, images in decoded.images.items():
+        splits = {name: Split(images[idx], labels[idx]) for name, idx in index.items()}
+        datasets[size] = Dataset(**splits, class_names=names, source=decoded.source)
+    for name in SPLIT_NAMES:
+        _check_both_classes(name, datasets[sizes[0]].split(name))
+    return datasets
+
+
+def resize_images(images: np.ndarray, size: int) -> np.ndarray:
+    """Resize uint8 ``(n, C, H, W)`` images to ``(n, C, size, size)`` with antialiasing."""
+    if images.shape[-2:] == (size, size):
+        return np.ascontiguousarray(images)
+    out = np.empty((len(images), images.shape[1], size, size), dtype=np.uint8)
+    for start in range(0, len(images), 512):  # bounded float32 memory for large sets
+        chunk = torch.from_numpy(np.ascontiguousarray(images[start : start + 512])).float()
+        resized = F.interpolate(chunk, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        out[start : start + 512] = resized.round_().clamp_(0, 255).to(torch.uint8).numpy()
+    return out
+
+
+# --- sources --------------------------------------------------------------------------
+
+
+def _decode(source: str | os.PathLike | None, sizes: Sequence[int]) -> _Decoded:
+    if source is None or str(source) == "digits":
+        return _decode_digits(sizes)
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise InputError(f"data path {str(path)!r} does not exist; pass an image folder, a .npz file, or omit --data for the embedded digits")
+    if path.is_dir():
+        return _decode_folder(path, sizes)
+    if path.suffix == ".npz":
+        return _decode_npz(path, sizes)
+    raise InputError(f"data path {str(path)!r} is neither a folder nor a .npz file")
+
+
+def _decode_digits(sizes: Sequence[int]) -> _Decoded:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    # Pixel values are 0..16; stretch them to the full uint8 range.
+    images = (digits.images * (255.0 / 16.0)).round().astype(np.uint8)[:, None]
+    labels = np.isin(digits.target, DIGITS_POSITIVE).astype(np.int64)
+    positive = ", ".join(map(str, DIGITS_POSITIVE))
+    return _Decoded(
+        images={s: resize_images(images, s) for s in sizes},
+        labels=labels,
+        class_names=("other digits", f"digits {positive}"),
+        split_of=None,
+        source="digits (scikit-learn)",
+    )
+
+
+def _decode_npz(path: Path, sizes: Sequence[int]) -> _Decoded:
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise InputError(f"cannot read {str(path)!r} as a .npz archive: {err}") from None
+    with archive:
+        missing = [k for k in NPZ_KEYS if k not in archive.files]
+        if missing:
+            raise InputError(f"{str(path)!r} lacks {', '.join(missing)}; a MedMNIST-style .npz has {', '.join(NPZ_KEYS)}")
+        images, labels, split_of = [], [], []
+        for i, name in enumerate(SPLIT_NAMES):
+            x = _npz_images(archive[f"{name}_images"], f"{name}_images")
+            y = np.asarray(archive[f"{name}_labels"])
+            if y.ndim == 2 and y.shape[1] == 1:
+                y = y[:, 0]
+            if y.ndim != 1 or len(y) != len(x):
+                raise InputError(f"{name}_labels has shape {y.shape}; expected ({len(x)},) or ({len(x)}, 1) to match {name}_images")
+            images.append(x)
+            labels.append(y)
+            split_of.append(np.full(len(y), i))
+    channels = {x.shape[1] for x in images}
+    if len(channels) > 1:
+        raise InputError(f"{str(path)!r}: splits have different channel counts {sorted(channels)}")
+    all_labels = np.concatenate(labels)
+    return _Decoded(
+        images={s: np.concatenate([resize_images(x, s) for x in images]) for s in sizes},
+        labels=all_labels,
+        class_names=tuple(_label_name(v) for v in np.unique(all_labels)),
+        split_of=np.concatenate(split_of),
+        source=str(path),
+    )
+
+
+def _npz_images(x: np.ndarray, key: str) -> np.ndarray:
+    """MedMNIST layouts (n, H, W) or (n, H, W, C) as uint8 (n, C, H, W)."""
+    if x.ndim == 3:
+        x = x[:, :, :, None]
+    if x.ndim != 4 or x.shape[-1] not in (1, 3):
+        raise InputError(f"{key} has shape {x.shape}; expected (n, H, W) or (n, H, W, C) with C = 1 or 3")
+    if x.dtype != np.uint8:
+        if np.issubdtype(x.dtype, np.floating) and x.size and x.max() <= 1.0:
+            x = x * 255.0  # floats in [0, 1]
+        x = np.clip(np.round(x), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def _label_name(value) -> str:
+    return str(value.item() if hasattr(value, "item") else value)
+
+
+def _decode_folder(root: Path, sizes: Sequence[int]) -> _Decoded:
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(class_dirs) != 2:
+        found = ", ".join(p.name for p in class_dirs) or "none"
+        raise InputError(f"{str(root)!r} must hold exactly two class folders (e.g. 0/ and 1/); found {len(class_dirs)}: {found}")
+    files, labels = [], []
+    for label, class_dir in enumerate(class_dirs):
+        found = sorted(
+            p for p in class_dir.rglob("*")
+            if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() and not p.name.startswith(".")
+        )
+        if not found:
+            raise InputError(f"class folder {str(class_dir)!r} holds no image ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+        files += found
+        labels += [label] * len(found)
+    # Keep one channel when every image is greyscale; anything in colour makes all RGB.
+    modes = _read_modes(files)
+    mode = "L" if all(m in ("1", "L", "I;16", "I", "F") for m in modes) else "RGB"
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        decoded = list(pool.map(lambda f: _decode_image(f, mode, sizes), files))
+    images = {s: np.stack([d[s] for d in decoded]) for s in sizes}
+    return _Decoded(
+        images=images,
+        labels=np.asarray(labels, dtype=np.int64),
+        class_names=tuple(p.name for p in class_dirs),
+        split_of=None,
+        source=str(root),
+    )
+
+
+def _read_modes(files: Sequence[Path]) -> list[str]:
+    modes = []
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                modes.append(im.mode)
+        except (UnidentifiedImageError, OSError) as err:
+            raise InputError(f"cannot read image {str(f)!r}: {type(err).__name__}: {err}") from None
+    return modes
+
+
+def _decode_image(path: Path, mode: str, sizes: Sequence[int]) -> dict[int, np.ndarray]:
+    try:
+        with Image.open(path) as im:
+            im.load()
+            im = im.convert(mode)
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise InputError(f"corrupt image {str(path)!r}: {err}") from None
+    out = {}
+    for s in sizes:
+        arr = np.asarray(im.resize((s, s), Image.Resampling.BILINEAR, reducing_gap=None))
+        out[s] = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+    return out
+
+
+# --- labels and splits ---------------------------------------------------------------
+
+
+def _binary_labels(decoded: _Decoded, positive_class: str | None) -> np.ndarray:
+    """Map the source's labels to {0, 1}, 1 being the positive class."""
+    values, counts = np.unique(decoded.labels, return_counts=True)
+    if len(values) < 2:
+        raise InputError(f"{decoded.source}: only one class found ({', '.join(decoded.class_names) or 'no images'}); two are needed")
+    if len(values) > 2:
+        raise InputError(f"{decoded.source}: labels must be binary; found {len(values)} classes: {', '.join(decoded.class_names)}")
+    names = list(decoded.class_names)
+    if positive_class is None:
+        positive = values[int(np.argmin(counts))] if counts[0] != counts[1] else values[1]
+    elif positive_class in names:
+        positive = values[names.index(positive_class)]
+    else:
+        raise InputError(f"--positive-class {positive_class!r} is not a class of {decoded.source}; classes are {', '.join(names)}")
+    return (decoded.labels == positive).astype(np.int64)
+
+
+def _positive_last(decoded: _Decoded, binary: np.ndarray) -> tuple[str, str]:
+    """Class names ordered (negative, positive)."""
+    values = list(np.unique(decoded.labels))
+    positive = values.index(decoded.labels[binary == 1][0])
+    return decoded.class_names[1 - positive], decoded.class_names[positive]
+
+
+def _split_indices(
+    split_of: np.ndarray | None, labels: np.ndarray, seed: int, val_fraction: float, test_fraction: float
+) -> dict[str, np.ndarray]:
+    """Keep the source's own splits, or make stratified seeded ones."""
+    if split_of is not None:
+        return {name: np.flatnonzero(split_of == i) for i, name in enumerate(SPLIT_NAMES)}
+    everything = np.arange(len(labels))
+    try:
+        rest, test = train_test_split(everything, test_size=test_fraction, stratify=labels, random_state=seed)
+        train, val = train_test_split(
+            rest, test_size=val_fraction / (1 - test_fraction), stratify=labels[rest], random_state=seed
+        )
+    except ValueError as err:  # too few images of a class to stratify
+        counts = np.bincount(labels, minlength=2)
+        raise InputError(f"cannot split {len(labels)} images ({counts[0]} negative, {counts[1]} positive) into train/val/test: {err}") from None
+    return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+
+
+def _check_both_classes(name: str, split: Split) -> None:
+    neg, pos = split.class_counts()
+    if pos == 0 or neg == 0:
+        missing = "positive (minority)" if pos == 0 else "negative"
+        raise InputError(f"split {name!r} has no {missing} example ({neg} negative, {pos} positive); add images or change the split fractions")
+
+
+def _check_size(size: int) -> int:
+    if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 8:
+        raise InputError(f"image size must be an integer >= 8 pixels; got {size!r}")
+    return int(size)
+
+
+def _check_fractions(val_fraction: float, test_fraction: float) -> None:
+    for name, f in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0 < f < 1:
+            raise InputError(f"{name} must be in (0, 1); got {f}")
+    if val_fraction + test_fraction >= 1:
+        raise InputError(f"val_fraction + test_fraction must be < 1; got {val_fraction + test_fraction}")

@@ -1,0 +1,94 @@
+"""A tensor-resident batch loader, in the manner of airbench's ``CifarLoader``.
+
+Images stay as one uint8 tensor (on the training device when there is one);
+each batch is indexed out, scaled to [0, 1], augmented as a batch, widened to
+the model's channel count and normalised. No worker processes, no per-image
+Python: the loader costs a few tensor ops per batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+from trainables.augmentation import augment_batch
+
+
+class BatchLoader:
+    """Iterate over ``(images, labels)`` batches of one split.
+
+    Parameters
+    ----------
+    images : uint8 tensor ``(n, C, H, W)``
+    labels : int64 tensor ``(n,)``
+    batch_size : int
+    shuffle : bool, default=False
+        New random order every epoch (ignored when ``sample_weights`` is given).
+    sample_weights : tensor ``(n,)``, default=None
+        Draw ``n`` indices with replacement in proportion to these weights
+        each epoch (``WeightedRandomSampler``), for oversampling.
+    augment : bool, default=False
+    channels : int, default=None
+        Channels the model takes; greyscale is repeated to 3 for ImageNet models.
+    mean, std : sequence of float, default=None
+        Per-channel normalisation after scaling to [0, 1]; None leaves [0, 1].
+    generator : torch.Generator, default=None
+        Source of the order, the oversampling draws and the augmentation.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        batch_size: int,
+        shuffle: bool = False,
+        sample_weights: torch.Tensor | None = None,
+        augment: bool = False,
+        channels: int | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise TypeError(f"images must be a uint8 tensor (n, C, H, W); got {images.dtype} {tuple(images.shape)}")
+        self.images = images
+        self.labels = labels.to(images.device)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.sample_weights = sample_weights
+        self.augment = augment
+        self.channels = channels or images.shape[1]
+        self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        self._mean = None if mean is None else torch.tensor(mean, device=images.device).view(1, -1, 1, 1)
+        self._std = None if std is None else torch.tensor(std, device=images.device).view(1, -1, 1, 1)
+
+    def __len__(self) -> int:
+        return -(-len(self.labels) // self.batch_size)
+
+    def order(self) -> torch.Tensor:
+        """Indices of one epoch, in the order they are served."""
+        n = len(self.labels)
+        if self.sample_weights is not None:
+            # The draw WeightedRandomSampler makes, without its round trip through a list.
+            return torch.multinomial(self.sample_weights.double(), n, replacement=True, generator=self.generator)
+        if self.shuffle:
+            return torch.randperm(n, generator=self.generator)
+        return torch.arange(n)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = self.order().to(self.images.device)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            yield self.prepare(self.images[idx]), self.labels[idx]
+
+    def prepare(self, batch: torch.Tensor) -> torch.Tensor:
+        """uint8 images to the model's normalised float input."""
+        x = batch.float().div_(255)
+        if self.augment:
+            x = augment_batch(x, self.generator)
+        if x.shape[1] != self.channels:
+            x = x.expand(-1, self.channels, -1, -1)
+        if self._mean is not None:
+            x = (x - self._mean) / self._std
+        return x.contiguous()

@@ -1,0 +1,222 @@
+"""Registered model factories: the study's two CNNs and three ImageNet models.
+
+Each entry says whether it starts from ImageNet weights, the image size it is
+made for, how its input is normalised and which layer Grad-CAM should look
+at. ``create_model`` builds a fresh model; ``load_pretrained_state`` reads
+ImageNet weights from disk only (the torch hub cache or ``weights_dir``), so
+that nothing is downloaded while trials run.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision import models as tv
+
+from trainables.errors import InputError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+NUM_CLASSES = 2  # index 1 is the positive (minority) class
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the rest of the code needs to know about one architecture."""
+
+    name: str
+    factory: Callable[[int, int], nn.Module]  # (in_channels, image_size) -> model with a 2-logit head
+    input_size: int  # pixels, the size the study fed it
+    gradcam_layer: Callable[[nn.Module], nn.Module]
+    imagenet_weights: tv.WeightsEnum | None = None  # None: trained from scratch only
+
+    @property
+    def pretrainable(self) -> bool:
+        return self.imagenet_weights is not None
+
+    def in_channels(self, data_channels: int) -> int:
+        """Channels the model takes: ImageNet models take RGB, greyscale is repeated."""
+        return 3 if self.pretrainable else data_channels
+
+    def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+        """(mean, std) applied after scaling to [0, 1], or None."""
+        return (IMAGENET_MEAN, IMAGENET_STD) if self.pretrainable else None
+
+
+_MODELS: dict[str, ModelSpec] = {}
+
+
+def register_model(
+    name: str,
+    *,
+    input_size: int,
+    gradcam_layer: Callable[[nn.Module], nn.Module],
+    imagenet_weights: tv.WeightsEnum | None = None,
+) -> Callable[[Callable[[int, int], nn.Module]], Callable[[int, int], nn.Module]]:
+    """Decorator that registers a factory ``(in_channels, image_size) -> nn.Module``."""
+
+    def wrap(factory: Callable[[int, int], nn.Module]) -> Callable[[int, int], nn.Module]:
+        if name in _MODELS:
+            warnings.warn(f"model {name!r} registered again by {factory.__module__}; the new one wins", stacklevel=2)
+        _MODELS[name] = ModelSpec(name, factory, input_size, gradcam_layer, imagenet_weights)
+        return factory
+
+    return wrap
+
+
+def list_models() -> list[str]:
+    """Names of the registered architectures."""
+    return sorted(_MODELS)
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The :class:`ModelSpec` of ``name``; InputError naming close matches otherwise."""
+    try:
+        return _MODELS[name]
+    except (KeyError, TypeError):
+        close = difflib.get_close_matches(str(name), _MODELS, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise InputError(f"unknown architecture {name!r}; choose from {', '.join(list_models())}{hint}") from None
+
+
+def create_model(
+    name: str,
+    *,
+    in_channels: int = 3,
+    image_size: int | None = None,
+    imagenet_state: dict[str, torch.Tensor] | None = None,
+) -> nn.Module:
+    """A fresh model; with ``imagenet_state`` its backbone starts from those ImageNet weights."""
+    spec = get_spec(name)
+    model = spec.factory(spec.in_channels(in_channels), image_size or spec.input_size)
+    if imagenet_state is not None:
+        if not spec.pretrainable:
+            raise InputError(f"{name!r} has no ImageNet weights; it is trained from scratch")
+        head = _head_names(model)
+        backbone = {k: v for k, v in imagenet_state.items() if k.rsplit(".", 1)[0] not in head}
+        missing, unexpected = model.load_state_dict(backbone, strict=False)
+        if unexpected or set(k.rsplit(".", 1)[0] for k in missing) - head:
+            raise InputError(f"ImageNet weights do not fit {name!r}: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    return model
+
+
+def weights_path(name: str, weights_dir: str | os.PathLike | None = None) -> Path:
+    """Where the ImageNet weights of ``name`` are expected: ``weights_dir`` or the torch hub cache."""
+    spec = get_spec(name)
+    if not spec.pretrainable:
+        raise InputError(f"{name!r} has no ImageNet weights; it is trained from scratch")
+    filename = os.path.basename(spec.imagenet_weights.url)
+    folder = Path(weights_dir).expanduser() if weights_dir else Path(torch.hub.get_dir()) / "checkpoints"
+    return folder / filename
+
+
+def load_pretrained_state(name: str, weights_dir: str | os.PathLike | None = None) -> dict[str, torch.Tensor]:
+    """ImageNet state dict of ``name``, read from disk; InputError naming the file when absent."""
+    path = weights_path(name, weights_dir)
+    if not path.is_file():
+        raise InputError(
+            f"ImageNet weights for {name!r} not found at {str(path)!r}; "
+            f"download {get_spec(name).imagenet_weights.url} there, pass --weights-dir, or use --no-pretrained"
+        )
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for a damaged file
+        raise InputError(f"cannot load ImageNet weights {str(path)!r}: {err}") from None
+
+
+def _head_names(model: nn.Module) -> set[str]:
+    """Module names of the classification head that replaces ImageNet's 1000-way one."""
+    return {"fc"} if hasattr(model, "fc") else {"classifier.1"}
+
+
+# --- the study's CNNs ---------------------------------------------------------------------
+
+
+class StudyCNN(nn.Module):
+    """The study's CNN: four conv blocks (optionally with BatchNorm), two dense layers.
+
+    Each block is conv3x3 -> [BatchNorm] -> ReLU -> maxpool2; dropout 0.25
+    after blocks 2 and 4 and 0.5 after ``fc1``. ``fc1`` follows the input size
+    (the study hard-coded 256*6*6 for 96x96), so any size divisible by 16 works.
+    """
+
+    def __init__(self, in_channels: int, image_size: int, *, batch_norm: bool) -> None:
+        super().__init__()
+        if image_size % 16:
+            raise InputError(f"the study's CNN needs an image size divisible by 16 (four 2x2 pools); got {image_size}")
+        widths = (in_channels, 32, 64, 128, 256)
+        blocks = []
+        for i in range(4):
+            layers = [nn.Conv2d(widths[i], widths[i + 1], kernel_size=3, padding=1)]
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(widths[i + 1]))
+            layers += [nn.ReLU(), nn.MaxPool2d(2)]
+            if i in (1, 3):
+                layers.append(nn.Dropout(0.25))
+            blocks.append(nn.Sequential(*layers))
+        self.features = nn.Sequential(*blocks)
+        side = image_size // 16
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(256 * side * side, 256),
+            nn.ReLU(),
+            nn.Dropout(0.5),
+            nn.Linear(256, NUM_CLASSES),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+def _last_conv_block(model: nn.Module) -> nn.Module:
+    # The last block's activation, before its pool: twice the resolution of the block's output.
+    return next(m for m in model.features[-1] if isinstance(m, nn.ReLU))
+
+
+@register_model("cnn", input_size=96, gradcam_layer=_last_conv_block)
+def cnn(in_channels: int, image_size: int) -> nn.Module:
+    """The study's CNN without BatchNorm."""
+    return StudyCNN(in_channels, image_size, batch_norm=False)
+
+
+@register_model("cnn_bn", input_size=96, gradcam_layer=_last_conv_block)
+def cnn_bn(in_channels: int, image_size: int) -> nn.Module:
+    """The study's CNN with BatchNorm after each conv."""
+    return StudyCNN(in_channels, image_size, batch_norm=True)
+
+
+# --- torchvision ImageNet models -------------------------------------------------------------
+
+
+@register_model("resnet18", input_size=224, gradcam_layer=lambda m: m.layer4[-1],
+                imagenet_weights=tv.ResNet18_Weights.IMAGENET1K_V1)
+def resnet18(in_channels: int, image_size: int) -> nn.Module:
+    """torchvision ResNet18, ``fc`` replaced by a 2-way linear layer."""
+    model = tv.resnet18(weights=None)
+    model.fc = nn.Linear(model.fc.in_features, NUM_CLASSES)
+    return model
+
+
+@register_model("resnet50", input_size=224, gradcam_layer=lambda m: m.layer4[-1],
+                imagenet_weights=tv.ResNet50_Weights.IMAGENET1K_V1)
+def resnet50(in_channels: int, image_size: int) -> nn.Module:
+    """torchvision ResNet50, ``fc`` replaced by a 2-way linear layer."""
+    model = tv.resnet50(weights=None)
+    model.fc = nn.Linear(model.fc.in_features, NUM_CLASSES)
+    return model
+
+
+@register_model("efficientnet_b0", input_size=224, gradcam_layer=lambda m: m.features[-1],
+                imagenet_weights=tv.EfficientNet_B0_Weights.IMAGENET1K_V1)
+def efficientnet_b0(in_channels: int, image_size: int) -> nn.Module:
+    """torchvision EfficientNet-B0, ``classifier[1]`` replaced by a 2-way linear layer."""
+    model = tv.efficientnet_b0(weights=None)
+    model.classifier[1] = nn.Linear(model.classifier[1].in_features, NUM_CLASSES)
+    return model
