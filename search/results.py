@@ -1,0 +1,119 @@
+"""What a finished search leaves: ``trials.csv``, a leaderboard, and the chosen config's test score."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from ray import tune
+
+from search.tuner import OBJECTIVE
+from trainables import DEFAULTS, Dataset, evaluate_split, kept_model, load_state
+
+TRIALS_FILE = "trials.csv"
+BEST_FILE = "best.json"
+LEADERBOARD_METRICS = ("objective", "kept_val_recall", "kept_val_precision", "kept_val_balanced_accuracy",
+                       "kept_val_auc", "kept_epoch", "epochs")
+
+
+def trials_frame(results: tune.ResultGrid, *, max_epochs: int) -> pd.DataFrame:
+    """One row per trial: ``config/...`` columns, the kept state's metrics, how the trial ended."""
+    rows = []
+    for result in results:
+        metrics = result.metrics or {}
+        row: dict[str, Any] = {"trial_id": metrics.get("trial_id", Path(result.path).name)}
+        row.update({f"config/{k}": v for k, v in (result.config or {}).items()})
+        row["epochs"] = metrics.get("training_iteration", 0)
+        row["ended_by"] = _ended_by(result, max_epochs)
+        row.update({k: v for k, v in metrics.items() if k == OBJECTIVE or k.startswith("kept_")})
+        row["guard_passed"] = _guard_passed(metrics, result.config or {})
+        row["error"] = _one_line(result.error) if result.error else ""
+        row["path"] = result.path
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_csv_atomically(frame: pd.DataFrame, path: Path) -> Path:
+    """Write ``frame`` to ``path`` through a temporary file, so a reader never sees half a table."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            frame.to_csv(f, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def leaderboard(frame: pd.DataFrame, *, mode: str, top: int = 5) -> pd.DataFrame:
+    """The ``top`` trials by objective, showing only the config keys that vary."""
+    if frame.empty or OBJECTIVE not in frame:
+        return frame.head(0)
+    varied = [c for c in frame if c.startswith("config/") and frame[c].astype(str).nunique() > 1]
+    shown = [c for c in LEADERBOARD_METRICS if c in frame]
+    ranked = frame.sort_values(OBJECTIVE, ascending=mode == "min", na_position="last").head(top)
+    return ranked[varied + shown].rename(columns=lambda c: c.removeprefix("config/")).reset_index(drop=True)
+
+
+def evaluate_best(results: tune.ResultGrid, datasets: dict[int, Dataset], *, mode: str) -> dict[str, Any] | None:
+    """Reload the best trial's kept model and score it once on the test split.
+
+    The choice is made on validation metrics only; the test split is touched
+    here, for the chosen configuration alone, to report it.
+    """
+    try:
+        best = results.get_best_result(metric=OBJECTIVE, mode=mode, scope="last")
+    except RuntimeError:  # no trial reported the metric
+        return None
+    if best.checkpoint is None:
+        return None
+    with best.checkpoint.as_directory() as folder:
+        state = load_state(folder)
+    model, cfg = kept_model(state)
+    dataset = next(d for d in datasets.values() if d.image_size == state["image_size"])
+    return {
+        "config": cfg.to_dict(),
+        "trial_path": best.path,
+        "val": {k.removeprefix("kept_"): v for k, v in best.metrics.items() if k.startswith("kept_val_")},
+        "test": evaluate_split(model, cfg, dataset.test, prefix="test_"),
+    }
+
+
+def write_best(best: dict[str, Any], folder: Path) -> Path:
+    """``best.json`` beside ``trials.csv``, written atomically."""
+    path = folder / BEST_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(best, indent=2, default=float))
+    os.replace(tmp, path)
+    return path
+
+
+def _ended_by(result: tune.Result, max_epochs: int) -> str:
+    if result.error:
+        return "error"
+    metrics = result.metrics or {}
+    if metrics.get("stopped_early"):
+        return "patience"
+    if metrics.get("training_iteration", 0) >= max_epochs:
+        return "max_epochs"
+    return "scheduler"  # ASHA stopped it at a rung
+
+
+def _guard_passed(metrics: dict[str, Any], config: dict[str, Any]) -> bool | None:
+    """Whether the kept state clears the degenerate-model floor; None before any epoch."""
+    balanced = metrics.get("kept_val_balanced_accuracy")
+    if balanced is None or math.isnan(balanced):
+        return None
+    return balanced >= config.get("min_balanced_accuracy", DEFAULTS["min_balanced_accuracy"])
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[-1] if text else ''}"[:500]

@@ -1,0 +1,221 @@
+"""Command line: ``python -m search.run --space quick`` runs a search and writes ``trials.csv``.
+
+Everything the user passes (flags, space, data, weights) is checked before
+Ray starts; a bad input is one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from search.spaces import Space, get_space, list_spaces, validate_space
+from search.tuner import SCHEDULERS, SEARCHERS, SearchSettings
+from trainables import (
+    DEFAULTS,
+    METRIC_MODES,
+    Dataset,
+    InputError,
+    get_spec,
+    image_size_for,
+    load_datasets,
+    load_pretrained_state,
+)
+from trainables.data import DIGITS_IMAGE_SIZE
+
+DEFAULT_OPTUNA_SAMPLES = 20
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line, without the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m search.run", description=__doc__.splitlines()[0],
+                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--space", default="quick", help=f"one of {', '.join(list_spaces())}, or a .json space file")
+    p.add_argument("--data", default=None,
+                   help="image folder (one sub-folder per class) or MedMNIST-style .npz; default: embedded digits")
+    p.add_argument("--positive-class", default=None, help="name of the positive class (default: the minority)")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="pixels for every model (default: 32 for the digits, else 96 for the CNNs, 224 for ImageNet models)")
+    p.add_argument("--val-fraction", type=float, default=0.15, help="held out for validation, if the data has no splits")
+    p.add_argument("--test-fraction", type=float, default=0.15, help="held out for test, if the data has no splits")
+    p.add_argument("--scheduler", choices=list(SCHEDULERS), default="grid", help="grid: run every trial out; asha: stop weak ones early")
+    p.add_argument("--search", choices=list(SEARCHERS), default="grid", help="grid: every combination; optuna: --num-samples draws")
+    p.add_argument("--num-samples", type=int, default=None, help=f"trials Optuna draws (default {DEFAULT_OPTUNA_SAMPLES})")
+    p.add_argument("--metric", choices=list(METRIC_MODES), default=DEFAULTS["metric"], help="validation metric to optimise")
+    p.add_argument("--mode", choices=("max", "min"), default=None, help="default: the metric's natural direction")
+    p.add_argument("--min-balanced-accuracy", type=float, default=DEFAULTS["min_balanced_accuracy"],
+                   help="degenerate-model guard: trials below it rank after all others (0 disables)")
+    p.add_argument("--max-epochs", type=int, default=None, help="epochs per trial at most (default: the space's)")
+    p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="seed of every trial, the split and Optuna")
+    p.add_argument("--weights-dir", default=None, help="folder of ImageNet weight files (default: the torch hub cache)")
+    p.add_argument("--no-pretrained", action="store_true", help="train ImageNet architectures from scratch")
+    p.add_argument("--storage-path", default="./results", help="where experiments are written")
+    p.add_argument("--name", default=None, help="experiment name (default: <space>-<scheduler>-<search>-<time>)")
+    p.add_argument("--address", default=None, help="address of a running Ray cluster (default: start a local Ray)")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0)
+    p.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions share a GPU between trials")
+    p.add_argument("--max-concurrent-trials", type=int, default=None)
+    p.add_argument("--max-failures", type=int, default=0, help="retries of a trial whose worker dies")
+    p.add_argument("--dry-run", action="store_true", help="print the trials and dimensions, start nothing")
+    return p
+
+
+def settings_from_args(args: argparse.Namespace) -> SearchSettings:
+    """Validate the flags and the space into :class:`SearchSettings`."""
+    space = get_space(args.space)
+    natural = METRIC_MODES[args.metric]
+    if args.mode is not None and args.mode != natural:
+        raise InputError(f"--metric {args.metric} is best when {'high' if natural == 'max' else 'low'}; "
+                         f"--mode {args.mode} would pick the worst trials (omit --mode)")
+    _check_positive("--cpus-per-trial", args.cpus_per_trial, allow_zero=False)
+    _check_positive("--gpus-per-trial", args.gpus_per_trial, allow_zero=True)
+    if args.gpus_per_trial > 1 and args.gpus_per_trial != int(args.gpus_per_trial):
+        raise InputError(f"--gpus-per-trial above 1 must be a whole number; got {args.gpus_per_trial}")
+    for flag, value in (("--max-epochs", args.max_epochs), ("--num-samples", args.num_samples),
+                        ("--max-concurrent-trials", args.max_concurrent_trials)):
+        if value is not None and value < 1:
+            raise InputError(f"{flag} must be >= 1; got {value}")
+    if args.max_failures < 0:
+        raise InputError(f"--max-failures must be >= 0; got {args.max_failures}")
+    if args.search == "grid" and args.num_samples is not None:
+        raise InputError("--num-samples goes with --search optuna; grid search runs every combination once")
+    fixed: dict[str, Any] = {
+        "seed": args.seed,
+        "metric": args.metric,
+        "min_balanced_accuracy": args.min_balanced_accuracy,
+        "pretrained": not args.no_pretrained,
+        "max_epochs": args.max_epochs or space.max_epochs,
+    }
+    if args.image_size is not None:
+        fixed["image_size"] = args.image_size
+    fixed = {k: v for k, v in fixed.items() if k not in space.dimensions}
+    validate_space(space, fixed)
+    name = args.name or f"{space.name}-{args.scheduler}-{args.search}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if os.sep in name or name in ("", ".", ".."):
+        raise InputError(f"--name must be a plain folder name; got {name!r}")
+    return SearchSettings(
+        space=space,
+        name=name,
+        storage_path=_writable_folder(args.storage_path),
+        scheduler=args.scheduler,
+        search=args.search,
+        num_samples=(args.num_samples or DEFAULT_OPTUNA_SAMPLES) if args.search == "optuna" else 1,
+        mode=natural,
+        fixed=fixed,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        max_failures=args.max_failures,
+        max_concurrent_trials=args.max_concurrent_trials,
+        seed=args.seed,
+    )
+
+
+def prepare_inputs(settings: SearchSettings, args: argparse.Namespace) -> tuple[dict[int, Dataset], dict[str, dict], int | None]:
+    """Decode the data at every size the space needs and read the ImageNet weights it needs, once."""
+    source_size = DIGITS_IMAGE_SIZE if args.data in (None, "digits") else None
+    architectures = settings.space.architectures
+    sizes = {image_size_for(a, override=args.image_size, source_default=source_size) for a in architectures}
+    datasets = load_datasets(args.data, image_sizes=sizes, positive_class=args.positive_class, seed=args.seed,
+                             val_fraction=args.val_fraction, test_fraction=args.test_fraction)
+    states = {}
+    if not args.no_pretrained:
+        states = {a: load_pretrained_state(a, args.weights_dir) for a in architectures if get_spec(a).pretrainable}
+    return datasets, states, source_size
+
+
+def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_states: dict[str, dict],
+        source_image_size: int | None, address: str | None = None) -> Path:
+    """Run the search; write ``trials.csv`` (and ``best.json``) in the experiment folder and return it."""
+    import ray
+
+    from search.results import TRIALS_FILE, evaluate_best, leaderboard, trials_frame, write_best, write_csv_atomically
+    from search.tuner import build_tuner
+
+    if not ray.is_initialized():
+        _init_ray(address)
+    tuner = build_tuner(settings, datasets=datasets, imagenet_states=imagenet_states,
+                        source_image_size=source_image_size)
+    results = tuner.fit()
+    folder = settings.storage_path / settings.name
+    frame = trials_frame(results, max_epochs=settings.max_epochs)
+    write_csv_atomically(frame, folder / TRIALS_FILE)
+    print(f"\n{len(frame)} trials written to {folder / TRIALS_FILE}")
+    if not frame.empty and "ended_by" in frame:
+        print("ended by: " + ", ".join(f"{k} {v}" for k, v in frame["ended_by"].value_counts().items()))
+    board = leaderboard(frame, mode=settings.mode)
+    if not board.empty:
+        print(f"\nBest configurations by {settings.fixed.get('metric', DEFAULTS['metric'])} "
+              f"(validation, kept state, guard: balanced accuracy >= {settings.fixed.get('min_balanced_accuracy')}):")
+        print(board.to_string(float_format=lambda v: f"{v:.4f}"))
+    best = evaluate_best(results, datasets, mode=settings.mode)
+    if best is not None:
+        write_best(best, folder)
+        test = best["test"]
+        print(f"\nChosen on validation; its test split, touched once: recall {test['test_recall']:.4f}, "
+              f"precision {test['test_precision']:.4f}, F1 {test['test_f1']:.4f}, AUC {test['test_auc']:.4f} "
+              f"({folder / 'best.json'})")
+    return folder
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+        if args.dry_run:
+            print(settings.space.describe())
+            return 0
+        datasets, states, source_size = prepare_inputs(settings, args)
+        print(next(iter(datasets.values())).summary())
+        run(settings, datasets=datasets, imagenet_states=states, source_image_size=source_size, address=args.address)
+    except InputError as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _init_ray(address: str | None) -> None:
+    import ray
+
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(include_dashboard=False, log_to_driver=False)
+    except (ConnectionError, ValueError, RuntimeError) as err:
+        where = f"Ray cluster at {address!r}" if address else "a local Ray"
+        raise InputError(f"cannot start or reach {where}: {str(err).strip().splitlines()[0]}") from None
+
+
+def _check_positive(flag: str, value: float, *, allow_zero: bool) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise InputError(f"{flag} must be {'>= 0' if allow_zero else '> 0'}; got {value}")
+
+
+def _writable_folder(path: str) -> Path:
+    folder = Path(path).expanduser().resolve()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"--storage-path {path!r} cannot be created: {err.strerror}") from None
+    if not os.access(folder, os.W_OK):
+        raise InputError(f"--storage-path {path!r} is not writable")
+    return folder
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""Named search spaces: which config values a search tries.
+
+A space lists, for each config key it varies, the values to try; keys it
+leaves out take ``trainables.DEFAULTS``. Grid search runs the full product;
+Optuna samples the same values. Spaces are registered functions, and a JSON
+file ``{"dimensions": {...}, "max_epochs": N}`` works as a space too.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trainables import DEFAULTS, InputError, TrialConfig
+
+STUDY_LRS = (0.001, 0.01, 0.1)
+STUDY_OPTIMIZERS = ("adam", "sgd")
+STUDY_BATCH_SIZES = (32, 64)
+STUDY_PATIENCES = (5, 7, 10)
+STUDY_ARCHITECTURES = ("cnn", "cnn_bn", "resnet18", "resnet50", "efficientnet_b0")
+STUDY_STRATEGIES = ("none", "weighted_loss", "oversampling", "both")
+
+
+@dataclass(frozen=True)
+class Space:
+    """Values to try per config key, and the epoch budget of each trial."""
+
+    name: str
+    dimensions: dict[str, tuple[Any, ...]]
+    max_epochs: int
+    description: str = ""
+
+    @property
+    def num_grid_trials(self) -> int:
+        return math.prod(len(v) for v in self.dimensions.values())
+
+    @property
+    def architectures(self) -> tuple[str, ...]:
+        return tuple(self.dimensions.get("architecture", (DEFAULTS["architecture"],)))
+
+    def grid(self) -> Iterator[dict[str, Any]]:
+        """Every combination of the dimensions' values, in grid order."""
+        keys = list(self.dimensions)
+        for values in itertools.product(*(self.dimensions[k] for k in keys)):
+            yield dict(zip(keys, values))
+
+    def describe(self) -> str:
+        """``N trials`` and one line per dimension."""
+        about = f"{self.name}: {self.description}" if self.description else self.name
+        lines = [f"{self.num_grid_trials} trials ({about})"]
+        lines += [f"  {k}: {', '.join(map(str, v))}" for k, v in self.dimensions.items()]
+        lines.append(f"  max_epochs: {self.max_epochs}")
+        return "\n".join(lines)
+
+
+_SPACES: dict[str, Callable[[], Space]] = {}
+
+
+def register_space(fn: Callable[[], Space]) -> Callable[[], Space]:
+    """Register a function returning a :class:`Space` under its name."""
+    _SPACES[fn.__name__] = fn
+    return fn
+
+
+def list_spaces() -> list[str]:
+    """Names of the registered spaces."""
+    return list(_SPACES)
+
+
+def get_space(name: str) -> Space:
+    """The registered space ``name``, or the space in JSON file ``name``; validated."""
+    if name in _SPACES:
+        space = _SPACES[name]()
+    elif name.endswith(".json"):
+        space = _space_from_file(Path(name))
+    else:
+        raise InputError(f"unknown space {name!r}; choose from {', '.join(_SPACES)} or pass a .json file")
+    validate_space(space)
+    return space
+
+
+def validate_space(space: Space, fixed: dict[str, Any] | None = None) -> None:
+    """Check every dimension and every combination, naming the first bad value."""
+    if not space.dimensions:
+        raise InputError(f"space {space.name!r} has no dimension")
+    for key, values in space.dimensions.items():
+        if key not in DEFAULTS:
+            raise InputError(f"space {space.name!r}: unknown dimension {key!r}; known keys are {', '.join(DEFAULTS)}")
+        if not isinstance(values, (list, tuple)) or not values:
+            raise InputError(f"space {space.name!r}: dimension {key!r} must be a non-empty list of values; got {values!r}")
+    for combination in space.grid():
+        try:
+            TrialConfig.from_dict({**(fixed or {}), "max_epochs": space.max_epochs, **combination})
+        except InputError as err:
+            raise InputError(f"space {space.name!r}: {err}") from None
+
+
+def _space_from_file(path: Path) -> Space:
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"space file {str(path)!r} does not exist") from None
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(f"space file {str(path)!r} is not valid JSON: {err}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("dimensions"), dict):
+        raise InputError(f'space file {str(path)!r} must be an object like {{"dimensions": {{"lr": [0.001, 0.01]}}, "max_epochs": 20}}')
+    max_epochs = raw.get("max_epochs", DEFAULTS["max_epochs"])
+    if isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 1:
+        raise InputError(f"space file {str(path)!r}: max_epochs must be an integer >= 1; got {max_epochs!r}")
+    dimensions = {k: tuple(v) if isinstance(v, list) else v for k, v in raw["dimensions"].items()}
+    return Space(path.stem, dimensions, max_epochs, raw.get("description", f"from {path}"))
+
+
+@register_space
+def smoke() -> Space:
+    """Four tiny trials, seconds each on a CPU: for tests and a first look."""
+    return Space(
+        "smoke",
+        {
+            "architecture": ("cnn", "cnn_bn"),
+            "strategy": ("none", "both"),
+            "lr": (0.001,),
+            "batch_size": (64,),
+            "patience": (2,),
+        },
+        max_epochs=3,
+        description="study CNNs x {none, both}, 3 epochs",
+    )
+
+
+@register_space
+def quick() -> Space:
+    """The study's two CNNs x 4 strategies x augmentation, one good optimiser setting."""
+    return Space(
+        "quick",
+        {
+            "architecture": ("cnn", "cnn_bn"),
+            "strategy": STUDY_STRATEGIES,
+            "augment": (False, True),
+            "optimizer": ("adam",),
+            "lr": (0.001,),
+            "batch_size": (64,),
+            "patience": (5,),
+        },
+        max_epochs=20,
+        description="study CNNs x 4 strategies x augmentation, adam lr 0.001",
+    )
+
+
+@register_space
+def full() -> Space:
+    """The study's whole grid: 5 architectures x 4 strategies x 2 x 2 x 3 x 2 x 3 = 1,440 trials."""
+    return Space(
+        "full",
+        {
+            "architecture": STUDY_ARCHITECTURES,
+            "strategy": STUDY_STRATEGIES,
+            "augment": (False, True),
+            "optimizer": STUDY_OPTIMIZERS,
+            "lr": STUDY_LRS,
+            "batch_size": STUDY_BATCH_SIZES,
+            "patience": STUDY_PATIENCES,
+        },
+        max_epochs=50,
+        description="the study's grid over all five architectures",
+    )
+

@@ -1,0 +1,106 @@
+"""From settings to a Ray Tune ``Tuner``: schedulers, search algorithms, resources."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+
+from search.spaces import Space
+from trainables import Dataset, train_fn
+
+OBJECTIVE = "objective"  # the guarded metric every trial reports (see trainables.metrics)
+ASHA_REDUCTION_FACTOR = 3  # keep the best third at each rung
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """Everything that shapes one experiment, already validated by the CLI."""
+
+    space: Space
+    name: str
+    storage_path: Path
+    scheduler: str = "grid"
+    search: str = "grid"
+    num_samples: int = 1  # Optuna trials; grid search runs every combination once
+    mode: str = "max"
+    fixed: dict[str, Any] = field(default_factory=dict)  # config keys set for every trial
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_failures: int = 0
+    max_concurrent_trials: int | None = None
+    seed: int = 0
+
+    @property
+    def max_epochs(self) -> int:
+        return self.fixed.get("max_epochs", self.space.max_epochs)
+
+
+def asha(settings: SearchSettings) -> TrialScheduler:
+    """ASHA over epochs (``training_iteration``).
+
+    ``max_t`` is the epoch budget; the first rung comes after
+    ``grace_period`` epochs, which must leave early stopping (``patience``)
+    a chance to act before ASHA judges a trial: a quarter of the budget,
+    at least 2 epochs.
+    """
+    grace = min(settings.max_epochs, max(2, settings.max_epochs // 4))
+    return ASHAScheduler(time_attr="training_iteration", max_t=settings.max_epochs, grace_period=grace,
+                         reduction_factor=ASHA_REDUCTION_FACTOR)
+
+
+def fifo(settings: SearchSettings) -> TrialScheduler:
+    """Every trial runs until its own early stopping or ``max_epochs``."""
+    return FIFOScheduler()
+
+
+def optuna(settings: SearchSettings):
+    """Optuna's TPE sampler over the space's values, seeded."""
+    try:
+        from ray.tune.search.optuna import OptunaSearch
+    except ImportError as err:  # optuna is a dependency, but an environment may lack it
+        raise RuntimeError("the optuna search needs optuna: pip install optuna") from err
+    import optuna as _optuna
+
+    return OptunaSearch(sampler=_optuna.samplers.TPESampler(seed=settings.seed))
+
+
+SCHEDULERS: dict[str, Callable[[SearchSettings], TrialScheduler]] = {"grid": fifo, "asha": asha}
+SEARCHERS: dict[str, Callable[[SearchSettings], Any] | None] = {"grid": None, "optuna": optuna}
+
+
+def param_space(settings: SearchSettings) -> dict[str, Any]:
+    """Tune's ``param_space``: grid_search over each dimension, or choices for a searcher."""
+    sample = tune.grid_search if settings.search == "grid" else tune.choice
+    varied = {k: sample(list(v)) if len(v) > 1 else v[0] for k, v in settings.space.dimensions.items()}
+    return {**settings.fixed, "max_epochs": settings.max_epochs, **varied}
+
+
+def build_tuner(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_states: dict[str, dict],
+                source_image_size: int | None) -> tune.Tuner:
+    """A Tuner of ``train_fn`` over the settings' space; data and weights go through the object store."""
+    trainable = tune.with_parameters(train_fn, datasets=datasets, imagenet_states=imagenet_states,
+                                     image_size=source_image_size)
+    trainable = tune.with_resources(trainable, {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial})
+    searcher = SEARCHERS[settings.search]
+    tune_config = tune.TuneConfig(
+        metric=OBJECTIVE,
+        mode=settings.mode,
+        scheduler=SCHEDULERS[settings.scheduler](settings),
+        search_alg=searcher(settings) if searcher else None,
+        num_samples=settings.num_samples,
+        max_concurrent_trials=settings.max_concurrent_trials,
+    )
+    run_config = tune.RunConfig(
+        name=settings.name,
+        storage_path=str(settings.storage_path),
+        # Only the latest checkpoint is needed: it holds the kept weights as well.
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+        verbose=1,
+    )
+    return tune.Tuner(trainable, param_space=param_space(settings), tune_config=tune_config, run_config=run_config)
