@@ -16,6 +16,9 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+# Subtracted from a degenerate model's metric: [0, 1] becomes [-2, -1], below every honest model.
+GUARD_PENALTY = 2.0
+
 # Metrics a search may optimise, and their direction.
 METRIC_MODES = {
     "val_recall": "max",
@@ -58,8 +61,8 @@ def guarded_objective(metrics: dict[str, float], *, metric: str, mode: str, min_
 
     A model that predicts every image as positive has recall 1.0 and balanced
     accuracy 0.5. For a metric maximised in [0, 1], a model whose balanced
-    accuracy is below ``min_balanced_accuracy`` scores ``value - 1``: still
-    ordered among the failures, but below every model that passes the floor.
+    accuracy is below ``min_balanced_accuracy`` scores ``value - GUARD_PENALTY``:
+    still ordered among the failures, but below every model that passes the floor.
     Metrics minimised (losses) are not guarded.
     """
     value = metrics[metric]
@@ -67,4 +70,4 @@ def guarded_objective(metrics: dict[str, float], *, metric: str, mode: str, min_
         return value
     balanced = metrics.get("val_balanced_accuracy", math.nan)
     passes = not math.isnan(balanced) and balanced >= min_balanced_accuracy
-    return value if passes else value - 1.0
+    return value if passes else value - GUARD_PENALTY

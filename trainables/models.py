@@ -101,7 +101,10 @@ def create_model(
             raise InputError(f"{name!r} has no ImageNet weights; it is trained from scratch")
         head = _head_names(model)
         backbone = {k: v for k, v in imagenet_state.items() if k.rsplit(".", 1)[0] not in head}
-        missing, unexpected = model.load_state_dict(backbone, strict=False)
+        try:
+            missing, unexpected = model.load_state_dict(backbone, strict=False)
+        except RuntimeError as err:  # shapes differ: the file is another architecture's
+            raise InputError(f"ImageNet weights do not fit {name!r}: {str(err).splitlines()[1].strip()}") from None
         if unexpected or set(k.rsplit(".", 1)[0] for k in missing) - head:
             raise InputError(f"ImageNet weights do not fit {name!r}: missing {missing[:3]}, unexpected {unexpected[:3]}")
     return model

@@ -1,0 +1,34 @@
+import numpy as np
+import pytest
+
+from trainables import classification_metrics, guarded_objective
+
+Y_TRUE = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 1])
+
+
+def test_metrics_match_hand_computed_values():
+    y_pred = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 0])  # TP 3, FN 1, FP 2, TN 4
+    scores = np.array([0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9, 0.95, 0.35])
+    m = classification_metrics(Y_TRUE, y_pred, scores, prefix="val_")
+    assert m["val_recall"] == pytest.approx(3 / 4)
+    assert m["val_precision"] == pytest.approx(3 / 5)
+    assert m["val_f1"] == pytest.approx(2 * 0.6 * 0.75 / 1.35)
+    assert m["val_f2"] == pytest.approx(5 * 0.6 * 0.75 / (4 * 0.6 + 0.75))
+    assert m["val_balanced_accuracy"] == pytest.approx((3 / 4 + 4 / 6) / 2)
+    assert m["val_predicted_positive_rate"] == pytest.approx(0.5)
+    # Positives' scores beat negatives' in 21 of 24 pairs (0.35 is below 0.4, 0.6 and 0.7).
+    assert m["val_auc"] == pytest.approx(21 / 24)
+
+
+def test_a_model_that_calls_everything_positive_cannot_win_on_recall():
+    everything = classification_metrics(Y_TRUE, np.ones(10), np.full(10, 0.9), prefix="val_")
+    honest = classification_metrics(Y_TRUE, (np.arange(10) >= 7).astype(int), np.linspace(0, 1, 10), prefix="val_")
+    assert everything["val_recall"] == 1.0 > honest["val_recall"]
+    kw = dict(metric="val_recall", mode="max", min_balanced_accuracy=0.6)
+    assert guarded_objective(everything, **kw) < 0 < guarded_objective(honest, **kw)
+    assert guarded_objective(everything, **{**kw, "min_balanced_accuracy": 0.0}) == 1.0
+
+
+def test_losses_are_not_guarded():
+    m = {"val_loss": 0.3, "val_balanced_accuracy": 0.5}
+    assert guarded_objective(m, metric="val_loss", mode="min", min_balanced_accuracy=0.6) == 0.3

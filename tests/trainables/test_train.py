@@ -1,0 +1,80 @@
+import copy
+
+import torch
+from torch import nn
+
+from tests.conftest import tiny_dataset
+from trainables import EarlyStopping, TrialConfig, evaluate_split, kept_model, run_trial
+
+
+def _run(cfg, dataset, resume_from=None):
+    reports = []
+    model, stopper = run_trial(cfg, dataset, report=lambda m, s: reports.append((m, copy.deepcopy(s))), resume_from=resume_from)
+    return model, stopper, reports
+
+
+def test_early_stopping_keeps_the_lowest_loss_weights():
+    model = nn.Linear(2, 2)
+    stopper = EarlyStopping(patience=2)
+    losses = [0.9, 0.5, 0.7, 0.6]
+    weights_at_best = None
+    for epoch, loss in enumerate(losses, start=1):
+        with torch.no_grad():
+            model.weight.fill_(epoch)
+        if stopper.step(epoch, loss, model, {"val_loss": loss}):
+            weights_at_best = model.weight.clone()
+    assert stopper.best_epoch == 2 and stopper.should_stop
+    assert torch.equal(stopper.best_state["weight"], weights_at_best)
+    assert stopper.best_state["weight"].data_ptr() != model.weight.data_ptr()  # a copy, not a view
+
+
+def test_trial_restores_its_best_epoch_and_stops_on_patience():
+    # lr 0.1 with SGD makes the validation loss climb after a few epochs.
+    cfg = TrialConfig.from_dict({"architecture": "cnn_bn", "optimizer": "sgd", "lr": 0.5, "patience": 1,
+                                 "max_epochs": 8, "batch_size": 8})
+    model, stopper, reports = _run(cfg, tiny_dataset())
+    metrics = [m for m, _ in reports]
+    assert metrics[-1]["stopped_early"] and len(metrics) < 8
+    best = min(metrics, key=lambda m: m["val_loss"])
+    assert stopper.best_epoch == best["epoch"] == metrics[-1]["kept_epoch"]
+    assert metrics[-1]["kept_val_loss"] == best["val_loss"]
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, stopper.best_state[k]), k
+
+
+def test_every_epoch_reports_the_study_metrics():
+    cfg = TrialConfig.from_dict({"max_epochs": 2, "strategy": "both", "augment": True})
+    _, _, reports = _run(cfg, tiny_dataset())
+    assert len(reports) == 2
+    for key in ("train_loss", "val_loss", "val_recall", "val_precision", "val_f1", "val_auc", "val_ap",
+                "val_balanced_accuracy", "objective", "kept_val_recall"):
+        assert all(key in m for m, _ in reports), key
+
+
+def test_trials_are_fresh_and_seeded():
+    cfg = TrialConfig.from_dict({"max_epochs": 2, "seed": 3})
+    data = tiny_dataset()
+    _, _, first = _run(cfg, data)
+    _run(TrialConfig.from_dict({"max_epochs": 3, "seed": 9, "lr": 0.01}), data)  # another trial in between
+    _, _, again = _run(cfg, data)
+    assert [m["val_loss"] for m, _ in first] == [m["val_loss"] for m, _ in again]
+    _, _, other_seed = _run(TrialConfig.from_dict({"max_epochs": 2, "seed": 4}), data)
+    assert [m["val_loss"] for m, _ in first] != [m["val_loss"] for m, _ in other_seed]
+
+
+def test_resuming_from_a_checkpoint_continues_the_same_run():
+    cfg = TrialConfig.from_dict({"max_epochs": 4, "augment": True, "strategy": "oversampling"})
+    data = tiny_dataset()
+    _, _, straight = _run(cfg, data)
+    _, _, resumed = _run(cfg, data, resume_from=straight[1][1])  # state after epoch 2
+    assert [m["epoch"] for m, _ in resumed] == [3, 4]
+    assert [m["val_loss"] for m, _ in resumed] == [m["val_loss"] for m, _ in straight[2:]]
+
+
+def test_kept_model_from_a_checkpoint_scores_like_the_trial():
+    cfg = TrialConfig.from_dict({"max_epochs": 3})
+    data = tiny_dataset()
+    model, _, reports = _run(cfg, data)
+    reloaded, reloaded_cfg = kept_model(reports[-1][1])
+    assert reloaded_cfg == cfg
+    assert evaluate_split(reloaded, cfg, data.val, prefix="v_") == evaluate_split(model.eval(), cfg, data.val, prefix="v_")
