@@ -18,6 +18,7 @@ from search.spaces import Space, get_space, list_spaces, validate_space
 from search.tuner import SCHEDULERS, SEARCHERS, SearchSettings
 from trainables import (
     DEFAULTS,
+    check_input_size,
     METRIC_MODES,
     Dataset,
     InputError,
@@ -125,7 +126,11 @@ def prepare_inputs(settings: SearchSettings, args: argparse.Namespace) -> tuple[
     """Decode the data at every size the space needs and read the ImageNet weights it needs, once."""
     source_size = DIGITS_IMAGE_SIZE if args.data in (None, "digits") else None
     architectures = settings.space.architectures
-    sizes = {image_size_for(a, override=args.image_size, source_default=source_size) for a in architectures}
+    sizes = set()
+    for architecture in architectures:
+        size = image_size_for(architecture, override=args.image_size, source_default=source_size)
+        check_input_size(architecture, size)
+        sizes.add(size)
     datasets = load_datasets(args.data, image_sizes=sizes, positive_class=args.positive_class, seed=args.seed,
                              val_fraction=args.val_fraction, test_fraction=args.test_fraction)
     states = {}

@@ -16,7 +16,7 @@ def ray_session():
     """A local Ray with 2 CPUs, started once for every test that needs it."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     yield ray
     ray.shutdown()
 

@@ -9,6 +9,7 @@ from trainables.loader import BatchLoader
 from trainables.metrics import METRIC_MODES, classification_metrics, guarded_objective
 from trainables.models import (
     ModelSpec,
+    check_input_size,
     create_model,
     get_spec,
     list_models,
@@ -28,7 +29,7 @@ from trainables.train import (
 )
 
 __all__ = [
-    "DEFAULTS", "OPTIMIZERS", "METRIC_MODES", "BatchLoader", "Dataset", "EarlyStopping", "ImbalanceSetup",
+    "DEFAULTS", "OPTIMIZERS", "METRIC_MODES", "BatchLoader", "check_input_size", "Dataset", "EarlyStopping", "ImbalanceSetup",
     "InputError", "ModelSpec", "Split", "TrialConfig", "augment_batch", "classification_metrics", "create_model",
     "create_strategy", "evaluate_split", "get_spec", "guarded_objective", "image_size_for", "kept_model",
     "list_models", "list_strategies", "load_datasets", "load_pretrained_state", "load_state", "register_model",

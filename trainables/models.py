@@ -110,6 +110,16 @@ def create_model(
     return model
 
 
+def check_input_size(name: str, image_size: int) -> None:
+    """Build ``name`` and pass it one image of ``image_size``; InputError if the size does not fit."""
+    model = create_model(name, in_channels=3, image_size=image_size).eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, image_size, image_size))
+    except RuntimeError as err:
+        raise InputError(f"{name!r} cannot take {image_size}x{image_size} images: {str(err).splitlines()[0]}") from None
+
+
 def weights_path(name: str, weights_dir: str | os.PathLike | None = None) -> Path:
     """Where the ImageNet weights of ``name`` are expected: ``weights_dir`` or the torch hub cache."""
     spec = get_spec(name)

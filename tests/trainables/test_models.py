@@ -64,3 +64,11 @@ def test_weights_for_another_architecture_are_refused(tmp_path):
     torch.save(resnet18(weights=None).state_dict(), weights_path("resnet50", tmp_path))
     with pytest.raises(InputError, match="do not fit 'resnet50'"):
         create_model("resnet50", imagenet_state=load_pretrained_state("resnet50", tmp_path))
+
+
+def test_input_size_check_names_the_model():
+    from trainables import check_input_size
+
+    check_input_size("resnet18", 32)
+    with pytest.raises(InputError, match="divisible by 16"):
+        check_input_size("cnn", 24)
