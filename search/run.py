@@ -14,20 +14,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from search.spaces import Space, get_space, list_spaces, validate_space
+from search.spaces import get_space, list_spaces, validate_space
 from search.tuner import SCHEDULERS, SEARCHERS, SearchSettings
 from trainables import (
     DEFAULTS,
-    check_input_size,
+    DIGITS_IMAGE_SIZE,
     METRIC_MODES,
     Dataset,
     InputError,
+    check_input_size,
     get_spec,
     image_size_for,
     load_datasets,
     load_pretrained_state,
 )
-from trainables.data import DIGITS_IMAGE_SIZE
 
 DEFAULT_OPTUNA_SAMPLES = 20
 
@@ -105,10 +105,13 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
     name = args.name or f"{space.name}-{args.scheduler}-{args.search}-{time.strftime('%Y%m%d-%H%M%S')}"
     if os.sep in name or name in ("", ".", ".."):
         raise InputError(f"--name must be a plain folder name; got {name!r}")
+    storage_path = _writable_folder(args.storage_path)
+    if (storage_path / name).exists() and any((storage_path / name).iterdir()):
+        raise InputError(f"experiment {str(storage_path / name)!r} already exists; choose another --name")
     return SearchSettings(
         space=space,
         name=name,
-        storage_path=_writable_folder(args.storage_path),
+        storage_path=storage_path,
         scheduler=args.scheduler,
         search=args.search,
         num_samples=(args.num_samples or DEFAULT_OPTUNA_SAMPLES) if args.search == "optuna" else 1,

@@ -47,7 +47,7 @@ class Space:
         """Every combination of the dimensions' values, in grid order."""
         keys = list(self.dimensions)
         for values in itertools.product(*(self.dimensions[k] for k in keys)):
-            yield dict(zip(keys, values))
+            yield dict(zip(keys, values, strict=True))
 
     def describe(self) -> str:
         """``N trials`` and one line per dimension."""

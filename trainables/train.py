@@ -8,7 +8,6 @@ Tune resumes the trial, and reports metrics plus a checkpoint every epoch.
 
 from __future__ import annotations
 
-import copy
 import math
 import tempfile
 from collections.abc import Callable
@@ -99,7 +98,6 @@ def run_trial(
     device = device or data_device()
     torch.manual_seed(cfg.seed)  # model initialisation and dropout
     generator = torch.Generator().manual_seed(cfg.seed)  # batch order, oversampling, augmentation
-    spec = get_spec(cfg.architecture)
     model = create_model(
         cfg.architecture,
         in_channels=dataset.channels,

@@ -27,9 +27,12 @@ FAST = ["--image-size", "16", "--max-epochs", "2"]  # seconds per trial on a CPU
         (["--data", "/no/such/folder", "--space", "smoke"], "does not exist"),
         (["--space", "full", "--weights-dir", "/nowhere"], "ImageNet weights for 'resnet18' not found at '/nowhere/resnet18-f37072fd.pth'"),
         (["--min-balanced-accuracy", "1.5"], "min_balanced_accuracy must be a number"),
+        (["--name", "taken"], "already exists; choose another --name"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path):
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "trials.csv").write_text("")
     with pytest.raises(SystemExit) if "invalid choice" in message else _no_raise():
         code = main(argv + ["--storage-path", str(tmp_path)])
         assert code == 2
