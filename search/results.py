@@ -17,6 +17,8 @@ from trainables import DEFAULTS, Dataset, evaluate_split, kept_model, load_state
 
 TRIALS_FILE = "trials.csv"
 BEST_FILE = "best.json"
+SETTINGS_FILE = "search.json"  # how the experiment was run, so that analysis can rebuild its data
+TIE_BREAKERS = ("kept_val_balanced_accuracy", "kept_val_auc")
 LEADERBOARD_METRICS = ("objective", "kept_val_recall", "kept_val_precision", "kept_val_balanced_accuracy",
                        "kept_val_auc", "kept_epoch", "epochs")
 
@@ -52,26 +54,38 @@ def write_csv_atomically(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def leaderboard(frame: pd.DataFrame, *, mode: str, top: int = 5) -> pd.DataFrame:
-    """The ``top`` trials by objective, showing only the config keys that vary."""
+def rank_trials(frame: pd.DataFrame, *, mode: str) -> pd.DataFrame:
+    """Trials best first: by objective, ties broken by validation balanced accuracy, then AUC.
+
+    Recall ties are common (several trials find every validation positive);
+    the tie-breakers prefer the one that also gets the negatives right.
+    """
     if frame.empty or OBJECTIVE not in frame:
         return frame.head(0)
+    keys = [k for k in (OBJECTIVE, *TIE_BREAKERS) if k in frame]
+    ascending = [mode == "min"] + [False] * (len(keys) - 1)
+    return frame.sort_values(keys, ascending=ascending, na_position="last", kind="stable")
+
+
+def leaderboard(frame: pd.DataFrame, *, mode: str, top: int = 5) -> pd.DataFrame:
+    """The ``top`` trials, best first, showing only the config keys that vary."""
+    ranked = rank_trials(frame, mode=mode).head(top)
     varied = [c for c in frame if c.startswith("config/") and frame[c].astype(str).nunique() > 1]
     shown = [c for c in LEADERBOARD_METRICS if c in frame]
-    ranked = frame.sort_values(OBJECTIVE, ascending=mode == "min", na_position="last").head(top)
     return ranked[varied + shown].rename(columns=lambda c: c.removeprefix("config/")).reset_index(drop=True)
 
 
-def evaluate_best(results: tune.ResultGrid, datasets: dict[int, Dataset], *, mode: str) -> dict[str, Any] | None:
-    """Reload the best trial's kept model and score it once on the test split.
+def evaluate_best(results: tune.ResultGrid, frame: pd.DataFrame, datasets: dict[int, Dataset], *,
+                  mode: str) -> dict[str, Any] | None:
+    """Reload the best-ranked trial's kept model and score it once on the test split.
 
-    The choice is made on validation metrics only; the test split is touched
-    here, for the chosen configuration alone, to report it.
+    The choice is made on validation metrics only (:func:`rank_trials`); the
+    test split is touched here, for the chosen configuration alone, to report it.
     """
-    try:
-        best = results.get_best_result(metric=OBJECTIVE, mode=mode, scope="last")
-    except RuntimeError:  # no trial reported the metric
+    ranked = rank_trials(frame.dropna(subset=[OBJECTIVE]) if OBJECTIVE in frame else frame, mode=mode)
+    if ranked.empty:
         return None
+    best = next(r for r in results if r.path == ranked["path"].iloc[0])
     if best.checkpoint is None:
         return None
     with best.checkpoint.as_directory() as folder:
@@ -86,11 +100,11 @@ def evaluate_best(results: tune.ResultGrid, datasets: dict[int, Dataset], *, mod
     }
 
 
-def write_best(best: dict[str, Any], folder: Path) -> Path:
-    """``best.json`` beside ``trials.csv``, written atomically."""
-    path = folder / BEST_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(best, indent=2, default=float))
+def write_json_atomically(content: dict[str, Any], path: Path) -> Path:
+    """Write ``content`` as JSON through a temporary file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(content, indent=2, default=str))
     os.replace(tmp, path)
     return path
 

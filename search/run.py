@@ -142,20 +142,48 @@ def prepare_inputs(settings: SearchSettings, args: argparse.Namespace) -> tuple[
     return datasets, states, source_size
 
 
+def data_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags that decide the data, recorded so that the same splits can be rebuilt later."""
+    return {
+        "source": str(Path(args.data).expanduser().resolve()) if args.data not in (None, "digits") else None,
+        "positive_class": args.positive_class,
+        "image_size": args.image_size,
+        "val_fraction": args.val_fraction,
+        "test_fraction": args.test_fraction,
+        "seed": args.seed,
+        "weights_dir": args.weights_dir,
+    }
+
+
 def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_states: dict[str, dict],
-        source_image_size: int | None, address: str | None = None) -> Path:
+        source_image_size: int | None, data_options: dict[str, Any], address: str | None = None) -> Path:
     """Run the search; write ``trials.csv`` (and ``best.json``) in the experiment folder and return it."""
     import ray
 
-    from search.results import TRIALS_FILE, evaluate_best, leaderboard, trials_frame, write_best, write_csv_atomically
+    from search.results import (
+        BEST_FILE,
+        SETTINGS_FILE,
+        TRIALS_FILE,
+        evaluate_best,
+        leaderboard,
+        trials_frame,
+        write_csv_atomically,
+        write_json_atomically,
+    )
     from search.tuner import build_tuner
 
+    # Keeping one checkpoint per trial makes Tune snapshot the experiment state at
+    # every epoch, so that a resumed run never points at a deleted checkpoint. That
+    # is the price of losing nothing on a crash; Tune's warning about it would
+    # otherwise repeat every few seconds.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if not ray.is_initialized():
         _init_ray(address)
     tuner = build_tuner(settings, datasets=datasets, imagenet_states=imagenet_states,
                         source_image_size=source_image_size)
-    results = tuner.fit()
     folder = settings.storage_path / settings.name
+    write_json_atomically(settings.describe(data_options), folder / SETTINGS_FILE)
+    results = tuner.fit()
     frame = trials_frame(results, max_epochs=settings.max_epochs)
     write_csv_atomically(frame, folder / TRIALS_FILE)
     print(f"\n{len(frame)} trials written to {folder / TRIALS_FILE}")
@@ -166,13 +194,13 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
         print(f"\nBest configurations by {settings.fixed.get('metric', DEFAULTS['metric'])} "
               f"(validation, kept state, guard: balanced accuracy >= {settings.fixed.get('min_balanced_accuracy')}):")
         print(board.to_string(float_format=lambda v: f"{v:.4f}"))
-    best = evaluate_best(results, datasets, mode=settings.mode)
+    best = evaluate_best(results, frame, datasets, mode=settings.mode)
     if best is not None:
-        write_best(best, folder)
+        write_json_atomically(best, folder / BEST_FILE)
         test = best["test"]
         print(f"\nChosen on validation; its test split, touched once: recall {test['test_recall']:.4f}, "
               f"precision {test['test_precision']:.4f}, F1 {test['test_f1']:.4f}, AUC {test['test_auc']:.4f} "
-              f"({folder / 'best.json'})")
+              f"({folder / BEST_FILE})")
     return folder
 
 
@@ -186,7 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         datasets, states, source_size = prepare_inputs(settings, args)
         print(next(iter(datasets.values())).summary())
-        run(settings, datasets=datasets, imagenet_states=states, source_image_size=source_size, address=args.address)
+        run(settings, datasets=datasets, imagenet_states=states, source_image_size=source_size,
+            data_options=data_options(args), address=args.address)
     except InputError as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2

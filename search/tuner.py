@@ -39,6 +39,22 @@ class SearchSettings:
     def max_epochs(self) -> int:
         return self.fixed.get("max_epochs", self.space.max_epochs)
 
+    def describe(self, data: dict[str, Any]) -> dict[str, Any]:
+        """A JSON-ready record of the experiment's settings and its data options."""
+        return {
+            "name": self.name,
+            "space": {"name": self.space.name, "dimensions": self.space.dimensions, "max_epochs": self.max_epochs},
+            "scheduler": self.scheduler,
+            "search": self.search,
+            "num_samples": self.num_samples,
+            "metric": self.fixed.get("metric"),
+            "mode": self.mode,
+            "fixed": self.fixed,
+            "cpus_per_trial": self.cpus_per_trial,
+            "gpus_per_trial": self.gpus_per_trial,
+            "data": data,
+        }
+
 
 def asha(settings: SearchSettings) -> TrialScheduler:
     """ASHA over epochs (``training_iteration``).

@@ -1,12 +1,13 @@
 """The CLI: bad input gets one line and exit 2; real Tune runs of the smoke space."""
 
+import json
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
 
-from search.run import build_parser, main, prepare_inputs, run, settings_from_args
+from search.run import build_parser, data_options, main, prepare_inputs, run, settings_from_args
 
 FAST = ["--image-size", "16", "--max-epochs", "2"]  # seconds per trial on a CPU
 
@@ -55,7 +56,8 @@ def _search(tmp_path, *flags):
     args = build_parser().parse_args(["--space", "smoke", "--storage-path", str(tmp_path), "--name", "exp", *FAST, *flags])
     settings = settings_from_args(args)
     datasets, states, size = prepare_inputs(settings, args)
-    folder = run(settings, datasets=datasets, imagenet_states=states, source_image_size=size)
+    folder = run(settings, datasets=datasets, imagenet_states=states, source_image_size=size,
+                 data_options=data_options(args))
     return pd.read_csv(folder / "trials.csv"), folder
 
 
@@ -64,7 +66,10 @@ def test_grid_search_runs_every_smoke_trial(ray_session, tmp_path):
     assert len(trials) == 4 and set(trials["ended_by"]) <= {"max_epochs", "patience"}
     assert set(trials["config/architecture"]) == {"cnn", "cnn_bn"}
     assert trials["kept_val_recall"].between(0, 1).all() and (trials["error"].fillna("") == "").all()
-    assert (folder / "best.json").is_file()
+    best = json.loads((folder / "best.json").read_text())
+    assert best["config"]["architecture"] in {"cnn", "cnn_bn"} and 0 <= best["test"]["test_recall"] <= 1
+    recorded = json.loads((folder / "search.json").read_text())
+    assert recorded["space"]["name"] == "smoke" and recorded["data"]["image_size"] == 16
 
 
 def test_asha_scheduler(ray_session, tmp_path):

@@ -1,0 +1,32 @@
+import pandas as pd
+
+from search import leaderboard, rank_trials, write_csv_atomically
+
+
+def _frame():
+    return pd.DataFrame({
+        "config/architecture": ["cnn", "cnn_bn", "cnn", "cnn_bn"],
+        "config/lr": [0.001] * 4,
+        "objective": [1.0, 1.0, -1.2, float("nan")],
+        "kept_val_recall": [1.0, 1.0, 0.8, float("nan")],
+        "kept_val_balanced_accuracy": [0.90, 0.97, 0.55, float("nan")],
+        "kept_val_auc": [0.99, 0.98, 0.60, float("nan")],
+        "path": ["a", "b", "c", "d"],
+    })
+
+
+def test_recall_ties_are_broken_by_balanced_accuracy_and_degenerate_trials_rank_last():
+    ranked = rank_trials(_frame(), mode="max")
+    assert ranked["path"].tolist() == ["b", "a", "c", "d"]
+
+
+def test_leaderboard_shows_only_varied_config_keys():
+    board = leaderboard(_frame(), mode="max", top=2)
+    assert board.columns[0] == "architecture" and "lr" not in board and len(board) == 2
+
+
+def test_csv_is_replaced_whole(tmp_path):
+    path = tmp_path / "trials.csv"
+    path.write_text("old")
+    write_csv_atomically(_frame(), path)
+    assert len(pd.read_csv(path)) == 4 and not list(tmp_path.glob(".*tmp"))
