@@ -25,19 +25,26 @@ LEADERBOARD_METRICS = ("objective", "kept_val_recall", "kept_val_precision", "ke
 
 def trials_frame(results: tune.ResultGrid, *, max_epochs: int) -> pd.DataFrame:
     """One row per trial: ``config/...`` columns, the kept state's metrics, how the trial ended."""
-    rows = []
-    for result in results:
-        metrics = result.metrics or {}
-        row: dict[str, Any] = {"trial_id": metrics.get("trial_id", Path(result.path).name)}
-        row.update({f"config/{k}": v for k, v in (result.config or {}).items()})
-        row["epochs"] = metrics.get("training_iteration", 0)
-        row["ended_by"] = _ended_by(result, max_epochs)
-        row.update({k: v for k, v in metrics.items() if k == OBJECTIVE or k.startswith("kept_")})
-        row["guard_passed"] = _guard_passed(metrics, result.config or {})
-        row["error"] = _one_line(result.error) if result.error else ""
-        row["path"] = result.path
-        rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame([
+        trial_row(trial_id=(r.metrics or {}).get("trial_id", Path(r.path).name), config=r.config or {},
+                  metrics=r.metrics or {}, error=_one_line(r.error) if r.error else "", path=r.path,
+                  max_epochs=max_epochs)
+        for r in results
+    ])
+
+
+def trial_row(*, trial_id: str, config: dict[str, Any], metrics: dict[str, Any], error: str, path: str,
+              max_epochs: int) -> dict[str, Any]:
+    """One row of ``trials.csv``: config, the kept state's metrics, how the trial ended."""
+    row: dict[str, Any] = {"trial_id": trial_id}
+    row.update({f"config/{k}": v for k, v in config.items()})
+    row["epochs"] = metrics.get("training_iteration", 0)
+    row["ended_by"] = ended_by(metrics, errored=bool(error), max_epochs=max_epochs)
+    row.update({k: v for k, v in metrics.items() if k == OBJECTIVE or k.startswith("kept_")})
+    row["guard_passed"] = _guard_passed(metrics, config)
+    row["error"] = error
+    row["path"] = path
+    return row
 
 
 def write_csv_atomically(frame: pd.DataFrame, path: Path) -> Path:
@@ -109,15 +116,15 @@ def write_json_atomically(content: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def _ended_by(result: tune.Result, max_epochs: int) -> str:
-    if result.error:
+def ended_by(metrics: dict[str, Any], *, errored: bool, max_epochs: int) -> str:
+    """error, patience (early stopping), max_epochs, or scheduler (ASHA stopped it at a rung)."""
+    if errored:
         return "error"
-    metrics = result.metrics or {}
     if metrics.get("stopped_early"):
         return "patience"
     if metrics.get("training_iteration", 0) >= max_epochs:
         return "max_epochs"
-    return "scheduler"  # ASHA stopped it at a rung
+    return "scheduler"
 
 
 def _guard_passed(metrics: dict[str, Any], config: dict[str, Any]) -> bool | None:

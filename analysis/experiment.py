@@ -1,0 +1,107 @@
+"""Load an experiment written by ``search.run`` into pandas: the only module here that touches Ray.
+
+>>> from analysis import load_trials, load_epochs
+>>> trials = load_trials("results/quick-...")   # one row per trial
+>>> epochs = load_epochs("results/quick-...")   # one row per trial and epoch
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import pyarrow.fs
+from ray import tune
+
+from search.results import SETTINGS_FILE, trial_row
+from trainables import DEFAULTS
+
+
+class ExperimentError(ValueError):
+    """A path that is not a usable experiment; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """An experiment's trials, learning curves, settings and checkpoints."""
+
+    path: str
+    trials: pd.DataFrame  # one row per trial, the columns of trials.csv
+    epochs: pd.DataFrame  # one row per trial and epoch, with the trial's config/ columns
+    settings: dict[str, Any]  # search.json; empty for an experiment without it
+    checkpoints: dict[str, tune.Checkpoint] = field(default_factory=dict)  # trial_id -> latest checkpoint
+
+    @property
+    def metric(self) -> str:
+        return self.settings.get("metric") or DEFAULTS["metric"]
+
+    @property
+    def mode(self) -> str:
+        return self.settings.get("mode") or "max"
+
+
+def load_experiment(path: str | os.PathLike) -> Experiment:
+    """Read an experiment from a local folder or a storage URI (``s3://...``) Ray can read."""
+    uri = _as_uri(path)
+    try:
+        analysis = tune.ExperimentAnalysis(uri)
+    except (ValueError, FileNotFoundError, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ExperimentError(f"{str(path)!r} is not an experiment written by search.run: {first}") from None
+    settings = _read_settings(uri)
+    max_epochs = settings.get("space", {}).get("max_epochs") or DEFAULTS["max_epochs"]
+    rows, curves, checkpoints = [], [], {}
+    for trial in analysis.trials:
+        metrics = trial.last_result or {}
+        error = _error_line(trial)
+        rows.append(trial_row(trial_id=trial.trial_id, config=trial.config, metrics=metrics, error=error,
+                              path=trial.storage.trial_fs_path, max_epochs=max_epochs))
+        if trial.checkpoint is not None:
+            checkpoints[trial.trial_id] = trial.checkpoint
+        frame = analysis.trial_dataframes.get(trial.trial_id)
+        if frame is not None and not frame.empty:
+            curves.append(frame.assign(trial_id=trial.trial_id))
+    epochs = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame()
+    return Experiment(str(path), pd.DataFrame(rows), epochs, settings, checkpoints)
+
+
+def load_trials(path: str | os.PathLike) -> pd.DataFrame:
+    """One row per trial: ``config/...`` columns, the kept state's metrics, ``ended_by``, ``error``."""
+    return load_experiment(path).trials
+
+
+def load_epochs(path: str | os.PathLike) -> pd.DataFrame:
+    """One row per trial and epoch: everything the trial reported, with its ``config/...`` columns."""
+    return load_experiment(path).epochs
+
+
+def _as_uri(path: str | os.PathLike) -> str:
+    text = str(path)
+    if "://" in text:
+        return text
+    # pyarrow, under Ray's storage layer, needs an absolute local path.
+    return os.path.abspath(os.path.expanduser(text))
+
+
+def _read_settings(uri: str) -> dict[str, Any]:
+    """search.json beside the experiment state, read through pyarrow like Ray reads the rest."""
+    try:
+        fs, folder = pyarrow.fs.FileSystem.from_uri(uri)
+        with fs.open_input_stream(f"{folder.rstrip('/')}/{SETTINGS_FILE}") as f:
+            return json.loads(f.readall().decode())
+    except (OSError, ValueError):  # absent, unreadable or not JSON: the report says less
+        return {}
+
+
+def _error_line(trial: Any) -> str:
+    if trial.status != "ERROR":
+        return ""
+    try:
+        text = (trial.get_error() and str(trial.get_error())) or ""
+    except Exception:  # the error file may be gone; the status still says it failed
+        text = ""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:500] if lines else "error (no message recorded)"

@@ -1,0 +1,63 @@
+"""A real smoke experiment, loaded into pandas and reported."""
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from analysis import ExperimentError, build_report, load_epochs, load_experiment, load_trials
+from search.run import build_parser, data_options, prepare_inputs, run, settings_from_args
+
+
+@pytest.fixture(scope="module")
+def experiment(ray_session, tmp_path_factory):
+    storage = tmp_path_factory.mktemp("results")
+    args = build_parser().parse_args(["--space", "smoke", "--storage-path", str(storage), "--name", "exp",
+                                      "--image-size", "16", "--max-epochs", "2"])
+    settings = settings_from_args(args)
+    datasets, states, size = prepare_inputs(settings, args)
+    return run(settings, datasets=datasets, imagenet_states=states, source_image_size=size,
+               data_options=data_options(args))
+
+
+def test_loader_gives_one_row_per_trial_and_per_epoch(experiment):
+    trials = load_trials(experiment)
+    epochs = load_epochs(experiment)
+    assert len(trials) == 4 and trials["trial_id"].is_unique
+    assert len(epochs) == trials["epochs"].sum()
+    assert epochs.groupby("trial_id").size().to_dict() == dict(zip(trials["trial_id"], trials["epochs"], strict=True))
+    assert {"config/architecture", "val_recall", "train_loss"} <= set(epochs.columns)
+
+
+def test_report_writes_markdown_html_and_every_figure(experiment, tmp_path):
+    out = build_report(str(experiment), out_dir=tmp_path, resamples=200)
+    md = (out / "report.md").read_text()
+    for part in ("Best configuration per architecture", "Best overall", "bootstrap", "Grad-CAM",
+                 "4 finished", "precision    recall  f1-score"):
+        assert part in md, part
+    for kind in ("confusion", "roc", "pr", "learning_curves", "gradcam"):
+        assert (out / f"best_overall_{kind}.png").stat().st_size > 1000, kind
+    assert (out / "all_trials.png").is_file()
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == md.count("![")
+
+
+def test_a_missing_checkpoint_is_listed_and_the_rest_still_written(experiment, tmp_path):
+    copy = tmp_path / "exp"
+    shutil.copytree(experiment, copy)
+    best = load_experiment(copy)
+    for path in best.trials["path"]:
+        for checkpoint in (copy / path.split("/")[-1]).glob("checkpoint_*"):
+            shutil.rmtree(checkpoint)
+    out = build_report(str(copy), out_dir=tmp_path / "report", resamples=50)
+    md = (out / "report.md").read_text()
+    assert "What could not be shown" in md and "cannot be read" in md
+    assert "Best configuration per architecture" in md
+
+
+def test_a_folder_that_is_not_an_experiment(tmp_path):
+    with pytest.raises(ExperimentError, match="is not an experiment written by search.run"):
+        load_experiment(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "analysis.report", str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
