@@ -244,12 +244,12 @@ def _check_positive(flag: str, value: float, *, allow_zero: bool) -> None:
 
 
 def _writable_folder(path: str) -> Path:
+    """The absolute storage path, checked (not created: a dry run writes nothing) for writing."""
     folder = Path(path).expanduser().resolve()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise InputError(f"--storage-path {path!r} cannot be created: {err.strerror}") from None
-    if not os.access(folder, os.W_OK):
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise InputError(f"--storage-path {path!r} cannot be created: {str(existing)!r} is a file")
+    if not os.access(existing, os.W_OK):
         raise InputError(f"--storage-path {path!r} is not writable")
     return folder
 

@@ -208,22 +208,23 @@ def cnn_bn(in_channels: int, image_size: int) -> nn.Module:
 # --- torchvision ImageNet models -------------------------------------------------------------
 
 
+def _with_two_way_fc(model: nn.Module) -> nn.Module:
+    model.fc = nn.Linear(model.fc.in_features, NUM_CLASSES)
+    return model
+
+
 @register_model("resnet18", input_size=224, gradcam_layer=lambda m: m.layer4[-1],
                 imagenet_weights=tv.ResNet18_Weights.IMAGENET1K_V1)
 def resnet18(in_channels: int, image_size: int) -> nn.Module:
     """torchvision ResNet18, ``fc`` replaced by a 2-way linear layer."""
-    model = tv.resnet18(weights=None)
-    model.fc = nn.Linear(model.fc.in_features, NUM_CLASSES)
-    return model
+    return _with_two_way_fc(tv.resnet18(weights=None))
 
 
 @register_model("resnet50", input_size=224, gradcam_layer=lambda m: m.layer4[-1],
                 imagenet_weights=tv.ResNet50_Weights.IMAGENET1K_V1)
 def resnet50(in_channels: int, image_size: int) -> nn.Module:
     """torchvision ResNet50, ``fc`` replaced by a 2-way linear layer."""
-    model = tv.resnet50(weights=None)
-    model.fc = nn.Linear(model.fc.in_features, NUM_CLASSES)
-    return model
+    return _with_two_way_fc(tv.resnet50(weights=None))
 
 
 @register_model("efficientnet_b0", input_size=224, gradcam_layer=lambda m: m.features[-1],

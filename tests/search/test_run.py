@@ -1,5 +1,6 @@
 """The CLI: bad input gets one line and exit 2; real Tune runs of the smoke space."""
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -29,13 +30,14 @@ FAST = ["--image-size", "16", "--max-epochs", "2"]  # seconds per trial on a CPU
         (["--space", "full", "--weights-dir", "/nowhere"], "ImageNet weights for 'resnet18' not found at '/nowhere/resnet18-f37072fd.pth'"),
         (["--min-balanced-accuracy", "1.5"], "min_balanced_accuracy must be a number"),
         (["--name", "taken"], "already exists; choose another --name"),
+        (["--storage-path", "/proc/version/results"], "is a file"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path):
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "trials.csv").write_text("")
-    with pytest.raises(SystemExit) if "invalid choice" in message else _no_raise():
-        code = main(argv + ["--storage-path", str(tmp_path)])
+    with pytest.raises(SystemExit) if "invalid choice" in message else contextlib.nullcontext():
+        code = main(["--storage-path", str(tmp_path), *argv])
         assert code == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -46,8 +48,9 @@ def test_argparse_errors_exit_2_without_usage_block():
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "usage" not in proc.stderr
 
 
-def test_dry_run_prints_the_full_grid(capsys):
-    assert main(["--space", "full", "--dry-run"]) == 0
+def test_dry_run_prints_the_full_grid_and_writes_nothing(capsys, tmp_path):
+    assert main(["--space", "full", "--dry-run", "--storage-path", str(tmp_path / "results")]) == 0
+    assert not (tmp_path / "results").exists()
     out = capsys.readouterr().out
     assert out.startswith("1440 trials") and "architecture: cnn, cnn_bn, resnet18, resnet50, efficientnet_b0" in out
 
@@ -92,10 +95,3 @@ def test_cli_end_to_end_writes_trials_csv(tmp_path):
     assert len(pd.read_csv(tmp_path / "cli" / "trials.csv")) == 4
     assert "Best configurations by val_recall" in proc.stdout and "test split, touched once" in proc.stdout
 
-
-class _no_raise:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
