@@ -34,6 +34,7 @@ class SearchSettings:
     max_failures: int = 0
     max_concurrent_trials: int | None = None
     seed: int = 0
+    reuse_actors: bool = True
 
     @property
     def max_epochs(self) -> int:
@@ -110,6 +111,11 @@ def build_tuner(settings: SearchSettings, *, datasets: dict[int, Dataset], image
         search_alg=searcher(settings) if searcher else None,
         num_samples=settings.num_samples,
         max_concurrent_trials=settings.max_concurrent_trials,
+        # A fresh worker process per trial costs about a second of start-up (imports,
+        # actor creation). Reusing workers is safe here because train_fn keeps no
+        # state between trials: it builds the model, optimiser and generators from
+        # the config, reseeds torch and sets the thread count every time.
+        reuse_actors=settings.reuse_actors,
     )
     run_config = tune.RunConfig(
         name=settings.name,

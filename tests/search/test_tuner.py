@@ -1,0 +1,24 @@
+"""Tuner set-up; regression tests named after what they guard against."""
+
+import pandas as pd
+
+from search import SearchSettings, build_tuner
+from search.spaces import Space
+from tests.conftest import tiny_dataset
+
+
+def test_reused_workers_leak_no_state_between_trials(ray_session, tmp_path):
+    """Three trials on one reused worker, the first and last with the same config, must report the same."""
+    space = Space("reuse", {"seed": (0, 1, 0)}, max_epochs=3)
+    settings = SearchSettings(space=space, name="reuse", storage_path=tmp_path, max_concurrent_trials=1,
+                              fixed={"architecture": "cnn_bn", "strategy": "both", "augment": True, "patience": 3})
+    results = build_tuner(settings, datasets={16: tiny_dataset()}, imagenet_states={}, source_image_size=16).fit()
+    assert not results.errors
+    curves = [r.metrics_dataframe.sort_values("training_iteration") for r in results]
+    by_seed = {}
+    for r, curve in zip(results, curves, strict=True):
+        by_seed.setdefault(r.config["seed"], []).append(curve)
+    assert len({int(c["pid"].iloc[0]) for c in curves}) == 1  # one worker ran all three
+    first, again = by_seed[0]
+    pd.testing.assert_series_equal(first["val_loss"].reset_index(drop=True), again["val_loss"].reset_index(drop=True))
+    assert not first["val_loss"].reset_index(drop=True).equals(by_seed[1][0]["val_loss"].reset_index(drop=True))
