@@ -7,6 +7,7 @@ Ray starts; a bad input is one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -68,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions share a GPU between trials")
     p.add_argument("--max-concurrent-trials", type=int, default=None)
     p.add_argument("--max-failures", type=int, default=0, help="retries of a trial whose worker dies")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted experiment --name: finished trials are kept, unfinished ones "
+                        "continue from their last checkpoint")
+    p.add_argument("--retry-errored", action="store_true", help="with --resume: retry errored trials too")
     p.add_argument("--dry-run", action="store_true", help="print the trials and dimensions, start nothing")
     return p
 
@@ -106,9 +111,14 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
     if os.sep in name or name in ("", ".", ".."):
         raise InputError(f"--name must be a plain folder name; got {name!r}")
     storage_path = _writable_folder(args.storage_path)
-    if (storage_path / name).exists() and any((storage_path / name).iterdir()):
-        raise InputError(f"experiment {str(storage_path / name)!r} already exists; choose another --name")
-    return SearchSettings(
+    folder = storage_path / name
+    if args.retry_errored and not args.resume:
+        raise InputError("--retry-errored goes with --resume")
+    if args.resume and not args.name:
+        raise InputError("--resume needs the --name of the experiment to continue")
+    if not args.resume and folder.exists() and any(folder.iterdir()):
+        raise InputError(f"experiment {str(folder)!r} already exists; pass --resume to continue it or choose another --name")
+    settings = SearchSettings(
         space=space,
         name=name,
         storage_path=storage_path,
@@ -123,6 +133,27 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         max_concurrent_trials=args.max_concurrent_trials,
         seed=args.seed,
     )
+    if args.resume:
+        _check_same_experiment(settings, data_options(args))
+    return settings
+
+
+def _check_same_experiment(settings: SearchSettings, data: dict[str, Any]) -> None:
+    """Refuse to resume an experiment with another space, search or data than it was started with."""
+    from search.results import SETTINGS_FILE
+
+    path = settings.storage_path / settings.name / SETTINGS_FILE
+    try:
+        recorded = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"nothing to resume: {str(path.parent)!r} holds no experiment started by search.run") from None
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(f"cannot read {str(path)!r} to resume: {err}") from None
+    current = json.loads(json.dumps(settings.describe(data), default=str))
+    for key in ("space", "scheduler", "search", "num_samples", "fixed", "data"):
+        if recorded.get(key) != current.get(key):
+            raise InputError(f"cannot resume {settings.name!r} with a different {key}: it was started with "
+                             f"{json.dumps(recorded.get(key))}, now {json.dumps(current.get(key))}")
 
 
 def prepare_inputs(settings: SearchSettings, args: argparse.Namespace) -> tuple[dict[int, Dataset], dict[str, dict], int | None]:
@@ -156,8 +187,9 @@ def data_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_states: dict[str, dict],
-        source_image_size: int | None, data_options: dict[str, Any], address: str | None = None) -> Path:
-    """Run the search; write ``trials.csv`` (and ``best.json``) in the experiment folder and return it."""
+        source_image_size: int | None, data_options: dict[str, Any], address: str | None = None,
+        resume: bool = False, retry_errored: bool = False) -> Path:
+    """Run (or resume) the search; write ``trials.csv`` and ``best.json`` in the experiment folder and return it."""
     import ray
 
     from search.results import (
@@ -170,7 +202,7 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
         write_csv_atomically,
         write_json_atomically,
     )
-    from search.tuner import build_tuner
+    from search.tuner import build_tuner, restore_tuner
 
     # Keeping one checkpoint per trial makes Tune snapshot the experiment state at
     # every epoch, so that a resumed run never points at a deleted checkpoint. That
@@ -179,10 +211,13 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if not ray.is_initialized():
         _init_ray(address)
-    tuner = build_tuner(settings, datasets=datasets, imagenet_states=imagenet_states,
-                        source_image_size=source_image_size)
+    inputs = {"datasets": datasets, "imagenet_states": imagenet_states, "source_image_size": source_image_size}
     folder = settings.storage_path / settings.name
-    write_json_atomically(settings.describe(data_options), folder / SETTINGS_FILE)
+    if resume:
+        tuner = restore_tuner(settings, retry_errored=retry_errored, **inputs)
+    else:
+        write_json_atomically(settings.describe(data_options), folder / SETTINGS_FILE)
+        tuner = build_tuner(settings, **inputs)
     results = tuner.fit()
     frame = trials_frame(results, max_epochs=settings.max_epochs)
     write_csv_atomically(frame, folder / TRIALS_FILE)
@@ -215,7 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         datasets, states, source_size = prepare_inputs(settings, args)
         print(next(iter(datasets.values())).summary())
         run(settings, datasets=datasets, imagenet_states=states, source_image_size=source_size,
-            data_options=data_options(args), address=args.address)
+            data_options=data_options(args), address=args.address, resume=args.resume,
+            retry_errored=args.retry_errored)
     except InputError as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2

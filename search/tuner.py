@@ -97,12 +97,30 @@ def param_space(settings: SearchSettings) -> dict[str, Any]:
     return {**settings.fixed, "max_epochs": settings.max_epochs, **varied}
 
 
+def make_trainable(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_states: dict[str, dict],
+                   source_image_size: int | None):
+    """``train_fn`` with its data and weights in the object store (put there once) and its resources."""
+    trainable = tune.with_parameters(train_fn, datasets=datasets, imagenet_states=imagenet_states,
+                                     image_size=source_image_size)
+    return tune.with_resources(trainable, {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial})
+
+
+def restore_tuner(settings: SearchSettings, *, retry_errored: bool, **inputs: Any) -> tune.Tuner:
+    """The interrupted experiment of ``settings``: finished trials kept, unfinished ones from their checkpoints."""
+    return tune.Tuner.restore(
+        str(settings.storage_path / settings.name),
+        trainable=make_trainable(settings, **inputs),
+        resume_unfinished=True,
+        resume_errored=retry_errored,  # from the errored trial's last checkpoint
+        param_space=param_space(settings),
+    )
+
+
 def build_tuner(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_states: dict[str, dict],
                 source_image_size: int | None) -> tune.Tuner:
     """A Tuner of ``train_fn`` over the settings' space; data and weights go through the object store."""
-    trainable = tune.with_parameters(train_fn, datasets=datasets, imagenet_states=imagenet_states,
-                                     image_size=source_image_size)
-    trainable = tune.with_resources(trainable, {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial})
+    trainable = make_trainable(settings, datasets=datasets, imagenet_states=imagenet_states,
+                               source_image_size=source_image_size)
     searcher = SEARCHERS[settings.search]
     tune_config = tune.TuneConfig(
         metric=OBJECTIVE,

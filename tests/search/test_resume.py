@@ -1,0 +1,117 @@
+"""Crash and resume: a SIGKILLed driver loses nothing that had finished."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+MAX_EPOCHS = 8
+COMMAND = [sys.executable, "-m", "search.run", "--space", "smoke", "--name", "crash", "--image-size", "16",
+           "--max-epochs", str(MAX_EPOCHS), "--max-concurrent-trials", "1"]
+
+
+def _trial_results(experiment: Path) -> dict[str, list[dict]]:
+    """Each trial folder's reported rows, from Tune's result.json."""
+    rows = {}
+    for folder in experiment.glob("train_fn_*"):
+        lines = (folder / "result.json").read_text().splitlines() if (folder / "result.json").exists() else []
+        rows[folder.name] = [json.loads(line) for line in lines if line.strip()]
+    return rows
+
+
+def _finished(rows: list[dict]) -> bool:
+    return bool(rows) and (rows[-1]["stopped_early"] or rows[-1]["training_iteration"] >= MAX_EPOCHS)
+
+
+def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path):
+    storage = ["--storage-path", str(tmp_path)]
+    driver = subprocess.Popen(COMMAND + storage, start_new_session=True, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    experiment = tmp_path / "crash"
+    deadline = time.time() + 180
+    try:
+        while time.time() < deadline:
+            results = _trial_results(experiment) if experiment.exists() else {}
+            if any(_finished(r) for r in results.values()):
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("no trial finished within 180 s")
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    time.sleep(1)
+    before = _trial_results(experiment)
+    done_before = {name for name, rows in before.items() if _finished(rows)}
+    assert done_before and len(done_before) < 4  # killed mid-experiment
+
+    resumed = subprocess.run(COMMAND + storage + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    after = _trial_results(experiment)
+    for name in done_before:
+        assert after[name] == before[name], f"{name} finished before the kill but was run again"
+    # A trial started after Tune's last snapshot is unknown to the restored
+    # experiment and starts over in a new folder; the newest folder of each trial counts.
+    latest = {}
+    for name in sorted(after, key=lambda n: n.rsplit("_", 2)[-2:]):
+        latest["_".join(name.split("_")[:4])] = after[name]
+    assert len(latest) == 4 and all(_finished(rows) for rows in latest.values())
+    for name, rows in latest.items():
+        epochs = [r["epoch"] for r in rows]
+        assert epochs == list(range(1, len(epochs) + 1)), f"{name} restarted instead of continuing: {epochs}"
+    trials = pd.read_csv(experiment / "trials.csv")
+    assert len(trials) == 4 and trials["trial_id"].is_unique and (trials["error"].fillna("") == "").all()
+
+
+def test_resume_refuses_another_space(tmp_path):
+    experiment = tmp_path / "crash"
+    experiment.mkdir()
+    (experiment / "search.json").write_text(json.dumps({"space": {"name": "quick"}}))
+    proc = subprocess.run(COMMAND + ["--storage-path", str(tmp_path), "--resume"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "cannot resume 'crash' with a different space" in proc.stderr
+    assert proc.stderr.count("\n") == 1
+
+
+def test_resume_needs_an_experiment(tmp_path):
+    proc = subprocess.run(COMMAND + ["--storage-path", str(tmp_path), "--resume"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "nothing to resume" in proc.stderr
+
+
+def test_killed_worker_is_retried_from_its_last_checkpoint(tmp_path):
+    space = tmp_path / "long.json"
+    space.write_text(json.dumps({"dimensions": {"strategy": ["none", "both"], "patience": [50]}, "max_epochs": 10}))
+    command = [sys.executable, "-m", "search.run", "--space", str(space), "--name", "fault", "--image-size", "16",
+               "--max-concurrent-trials", "1", "--max-failures", "2", "--storage-path", str(tmp_path)]
+    driver = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True)
+    experiment, killed = tmp_path / "fault", None
+    try:
+        deadline = time.time() + 180
+        while killed is None and time.time() < deadline:
+            for rows in (_trial_results(experiment) if experiment.exists() else {}).values():
+                if 3 <= len(rows) < 10:
+                    killed = rows[-1]["pid"]
+                    os.kill(killed, signal.SIGKILL)  # the trial's worker process dies mid-training
+                    break
+            time.sleep(0.05)
+        assert killed is not None, "no trial reached its third epoch"
+        _, stderr = driver.communicate(timeout=300)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    assert driver.returncode == 0, stderr[-3000:]
+    results = _trial_results(experiment)
+    assert len(results) == 2
+    restored = [rows for rows in results.values() if any(r["iterations_since_restore"] < r["training_iteration"]
+                                                          for r in rows)]
+    assert restored, "no trial was restored from a checkpoint"
+    for rows in results.values():
+        assert [r["epoch"] for r in rows] == list(range(1, 11))  # continued, not restarted
+    trials = pd.read_csv(experiment / "trials.csv")
+    assert len(trials) == 2 and (trials["ended_by"] == "max_epochs").all()
