@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -135,6 +136,7 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
     )
     if args.resume:
         _check_same_experiment(settings, data_options(args))
+    check_address(args.address)
     return settings
 
 
@@ -272,6 +274,26 @@ def _init_ray(address: str | None) -> None:
     except (ConnectionError, ValueError, RuntimeError) as err:
         where = f"Ray cluster at {address!r}" if address else "a local Ray"
         raise InputError(f"cannot start or reach {where}: {str(err).strip().splitlines()[0]}") from None
+
+
+def check_address(address: str | None, *, timeout_s: float = 5.0) -> None:
+    """A Ray address that answers: ``host:port`` or ``ray://host:port`` reachable over TCP, or ``auto``.
+
+    ray.init would otherwise retry an unreachable address for minutes.
+    """
+    if address is None or address == "auto":
+        return
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InputError(f"--address {address!r} is not host:port (e.g. 10.0.0.5:6379, ray://head:10001 or auto)")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise InputError(f"cannot reach a Ray cluster at {address!r} ({reason}); is `ray start --head` running "
+                         f"there, and is the port open to this machine?") from None
 
 
 def _check_positive(flag: str, value: float, *, allow_zero: bool) -> None:

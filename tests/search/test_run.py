@@ -29,8 +29,12 @@ FAST = ["--image-size", "16", "--max-epochs", "2"]  # seconds per trial on a CPU
         (["--data", "/no/such/folder", "--space", "smoke"], "does not exist"),
         (["--space", "full", "--weights-dir", "/nowhere"], "ImageNet weights for 'resnet18' not found at '/nowhere/resnet18-f37072fd.pth'"),
         (["--min-balanced-accuracy", "1.5"], "min_balanced_accuracy must be a number"),
-        (["--name", "taken"], "already exists; choose another --name"),
+        (["--name", "taken"], "already exists; pass --resume to continue it or choose another --name"),
         (["--storage-path", "/proc/version/results"], "is a file"),
+        (["--address", "127.0.0.1:1"], "cannot reach a Ray cluster at '127.0.0.1:1'"),
+        (["--address", "headnode"], "is not host:port"),
+        (["--resume"], "--resume needs the --name"),
+        (["--retry-errored"], "--retry-errored goes with --resume"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path):
