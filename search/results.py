@@ -43,6 +43,7 @@ def trial_row(*, trial_id: str, config: dict[str, Any], metrics: dict[str, Any],
     row.update({k: v for k, v in metrics.items() if k == OBJECTIVE or k.startswith("kept_")})
     row["guard_passed"] = _guard_passed(metrics, config)
     row["error"] = error
+    row["node_id"] = metrics.get("node_id", "")
     row["path"] = path
     return row
 

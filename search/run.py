@@ -265,15 +265,30 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _init_ray(address: str | None) -> None:
     import ray
+    from ray.exceptions import AuthenticationError
 
     try:
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
             ray.init(include_dashboard=False, log_to_driver=False)
+    except AuthenticationError:
+        raise InputError(f"the Ray cluster at {address!r} uses token authentication and no token is set here: "
+                         "set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH to the cluster's token") from None
     except (ConnectionError, ValueError, RuntimeError) as err:
-        where = f"Ray cluster at {address!r}" if address else "a local Ray"
-        raise InputError(f"cannot start or reach {where}: {str(err).strip().splitlines()[0]}") from None
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if not address:
+            raise InputError(f"cannot start a local Ray: {reason}") from None
+        # An unreachable port was ruled out by check_address; a refused token is the usual cause now.
+        token = "the token set here was refused" if _has_auth_token() else "no token is set here"
+        raise InputError(f"cannot connect to the Ray cluster at {address!r} ({reason}); if it uses token "
+                         f"authentication, {token}: set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH to the cluster's token") from None
+
+
+def _has_auth_token() -> bool:
+    """Whether this process would present a Ray auth token (env, token file, or ~/.ray/auth_token)."""
+    default = Path.home() / ".ray" / "auth_token"
+    return bool(os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH") or default.exists())
 
 
 def check_address(address: str | None, *, timeout_s: float = 5.0) -> None:

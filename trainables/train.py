@@ -268,9 +268,12 @@ def train_fn(config: dict[str, Any], *, datasets: dict[int, Dataset], imagenet_s
     """
     from ray import tune
 
+    import ray
+
     cfg = TrialConfig.from_dict(config)
     size = image_size_for(cfg.architecture, override=cfg.image_size, source_default=image_size)
     _match_threads_to_cpus()
+    node_id = ray.get_runtime_context().get_node_id()  # which node of a cluster ran the trial
     resume_from = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -280,7 +283,7 @@ def train_fn(config: dict[str, Any], *, datasets: dict[int, Dataset], imagenet_s
     def report(metrics: dict[str, float], state: dict[str, Any]) -> None:
         with tempfile.TemporaryDirectory() as folder:
             save_state(state, folder)
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+            tune.report({**metrics, "node_id": node_id}, checkpoint=tune.Checkpoint.from_directory(folder))
 
     run_trial(cfg, datasets[size], report=report, imagenet_state=(imagenet_states or {}).get(cfg.architecture),
               resume_from=resume_from)
