@@ -266,9 +266,8 @@ def train_fn(config: dict[str, Any], *, datasets: dict[int, Dataset], imagenet_s
     :class:`Dataset`) and ``imagenet_states`` (architecture -> state dict) go
     through the object store once, not into every trial's closure.
     """
-    from ray import tune
-
     import ray
+    from ray import tune
 
     cfg = TrialConfig.from_dict(config)
     size = image_size_for(cfg.architecture, override=cfg.image_size, source_default=image_size)
