@@ -92,7 +92,7 @@ def validate_space(space: Space, fixed: dict[str, Any] | None = None) -> None:
         if key not in DEFAULTS:
             raise InputError(f"space {space.name!r}: unknown dimension {key!r}; known keys are {', '.join(DEFAULTS)}")
         if not isinstance(values, (list, tuple)) or not values:
-            raise InputError(f"space {space.name!r}: dimension {key!r} must be a non-empty list of values; got {values!r}")
+            raise InputError(f"space {space.name!r}: dimension {key!r} must be a non-empty list of values; got {list(values) if isinstance(values, tuple) else values!r}")
     for combination in space.grid():
         try:
             TrialConfig.from_dict({**(fixed or {}), "max_epochs": space.max_epochs, **combination})
