@@ -22,3 +22,15 @@ def test_reused_workers_leak_no_state_between_trials(ray_session, tmp_path):
     first, again = by_seed[0]
     pd.testing.assert_series_equal(first["val_loss"].reset_index(drop=True), again["val_loss"].reset_index(drop=True))
     assert not first["val_loss"].reset_index(drop=True).equals(by_seed[1][0]["val_loss"].reset_index(drop=True))
+
+
+def test_a_trial_that_raises_fails_alone_with_its_error_in_the_table(ray_session, tmp_path):
+    """The 32-pixel trial finds no data of its size and raises; the 16-pixel one finishes."""
+    from search import trials_frame
+
+    space = Space("one-fails", {"image_size": (16, 32)}, max_epochs=2)
+    settings = SearchSettings(space=space, name="fails", storage_path=tmp_path)
+    results = build_tuner(settings, datasets={16: tiny_dataset()}, imagenet_states={}, source_image_size=16).fit()
+    frame = trials_frame(results, max_epochs=2).set_index("config/image_size")
+    assert frame.loc[32, "ended_by"] == "error" and "KeyError" in frame.loc[32, "error"]
+    assert frame.loc[16, "ended_by"] == "max_epochs" and frame.loc[16, "error"] == ""
