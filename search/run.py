@@ -7,6 +7,7 @@ Ray starts; a bad input is one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import socket
@@ -32,6 +33,8 @@ from trainables import (
 )
 
 DEFAULT_OPTUNA_SAMPLES = 20
+# Storage failures while writing results (finished trials stay on disk, so --resume can pick up).
+WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EIO}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -258,8 +261,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        print(f"{parser.prog}: interrupted; continue with --resume --name {args.name or '<name>'}", file=sys.stderr)
         return 130
+    except OSError as err:
+        if err.errno not in WRITE_ERRORS:
+            raise
+        where = f": {err.filename}" if err.filename else ""
+        print(f"{parser.prog}: error: cannot write results ({err.strerror or err}{where}); free space and "
+              f"continue with --resume", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from search.run import build_parser, data_options, main, prepare_inputs, run, settings_from_args
+from tests.conftest import tiny_dataset
 
 FAST = ["--image-size", "16", "--max-epochs", "2"]  # seconds per trial on a CPU
 
@@ -99,3 +100,18 @@ def test_cli_end_to_end_writes_trials_csv(tmp_path):
     assert len(pd.read_csv(tmp_path / "cli" / "trials.csv")) == 4
     assert "Best configurations by val_recall" in proc.stdout and "test split, touched once" in proc.stdout
 
+
+
+def test_disk_full_while_writing_results_is_one_line(monkeypatch, capsys, tmp_path):
+    import errno
+
+    import search.run as cli
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "trials.csv"))
+
+    monkeypatch.setattr(cli, "prepare_inputs", lambda settings, args: ({16: tiny_dataset()}, {}, 16))
+    monkeypatch.setattr(cli, "run", full)
+    assert main(["--space", "smoke", "--storage-path", str(tmp_path), "--name", "full"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("continue with --resume") and "No space left on device" in err and len(err.splitlines()) == 1
