@@ -66,12 +66,16 @@ def rank_trials(frame: pd.DataFrame, *, mode: str) -> pd.DataFrame:
     """Trials best first: by objective, ties broken by validation balanced accuracy, then AUC.
 
     Recall ties are common (several trials find every validation positive);
-    the tie-breakers prefer the one that also gets the negatives right.
+    the tie-breakers prefer the one that also gets the negatives right. A tie
+    on all of them goes to the lowest trial id, so that every reader of an
+    experiment (this CLI, ``analysis``) picks the same trial.
     """
     if frame.empty or OBJECTIVE not in frame:
         return frame.head(0)
     keys = [k for k in (OBJECTIVE, *TIE_BREAKERS) if k in frame]
     ascending = [mode == "min"] + [False] * (len(keys) - 1)
+    if "trial_id" in frame:
+        keys, ascending = keys + ["trial_id"], ascending + [True]
     return frame.sort_values(keys, ascending=ascending, na_position="last", kind="stable")
 
 

@@ -20,6 +20,14 @@ def test_recall_ties_are_broken_by_balanced_accuracy_and_degenerate_trials_rank_
     assert ranked["path"].tolist() == ["b", "a", "c", "d"]
 
 
+def test_a_full_tie_goes_to_the_lowest_trial_id_whatever_the_row_order():
+    """Regression: search.run and analysis read trials in different orders and chose different ties."""
+    frame = _frame().assign(trial_id=["t3", "t1", "t2", "t0"], kept_val_balanced_accuracy=[0.9, 0.9, 0.5, None],
+                            kept_val_auc=[0.99, 0.99, 0.6, None])
+    for shuffled in (frame, frame.iloc[::-1]):
+        assert rank_trials(shuffled, mode="max")["trial_id"].iloc[0] == "t1"
+
+
 def test_leaderboard_shows_only_varied_config_keys():
     board = leaderboard(_frame(), mode="max", top=2)
     assert board.columns[0] == "architecture" and "lr" not in board and len(board) == 2
