@@ -4,7 +4,8 @@
 only reports; ours trains the study's CNN for 5 epochs on 64 tiny images, so
 its compute is small and what it adds over the no-op is its own overhead
 (data from the object store, model set-up, metrics, checkpoints).
-Prints ``trial_overhead <trainable> <reuse> <seconds per trial>`` and the ratios.
+Prints ``trial_overhead <trainable> <reuse> <seconds per trial>``, the ratios,
+and ``trial_startup``: seconds from the trainable's start to its first step.
 
     python benchmarks/trial_overhead.py [--trials 32]
 """
@@ -39,8 +40,8 @@ def tiny_dataset(size: int = 16) -> Dataset:
     return Dataset(split(64), split(32), split(32), ("neg", "pos"), "tiny")
 
 
-def wall_per_trial(trainable, param_space: dict, *, trials: int, reuse: bool) -> float:
-    """Seconds of wall time per trial, 2 running at a time."""
+def wall_per_trial(trainable, param_space: dict, *, trials: int, reuse: bool) -> tuple[float, float | None]:
+    """Seconds of wall time per trial (2 running at a time), and the median ``setup_s`` trials reported."""
     with tempfile.TemporaryDirectory() as storage:
         tuner = tune.Tuner(
             tune.with_resources(trainable, {"cpu": 1}),
@@ -53,7 +54,8 @@ def wall_per_trial(trainable, param_space: dict, *, trials: int, reuse: bool) ->
         results = tuner.fit()
         elapsed = time.perf_counter() - start
     assert not results.errors, results.errors
-    return elapsed * 2 / trials  # 2 concurrent slots
+    setups = [r.metrics["setup_s"] for r in results if "setup_s" in (r.metrics or {})]
+    return elapsed * 2 / trials, (float(np.median(setups)) if setups else None)  # 2 concurrent slots
 
 
 def main() -> None:
@@ -66,8 +68,10 @@ def main() -> None:
     seconds = {}
     for name, trainable, space in (("noop", noop, {}), ("ours", ours, ours_space)):
         for reuse in (False, True):
-            seconds[name, reuse] = wall_per_trial(trainable, space, trials=args.trials, reuse=reuse)
+            seconds[name, reuse], setup = wall_per_trial(trainable, space, trials=args.trials, reuse=reuse)
             print(f"trial_overhead {name} reuse={reuse} {seconds[name, reuse]:.2f} s/trial per slot", flush=True)
+            if setup is not None:
+                print(f"trial_startup {name} reuse={reuse} {setup:.3f} s from trial start to first step (median)")
     print(f"trial_overhead reuse_speedup noop {seconds['noop', False] / seconds['noop', True]:.1f}x")
     print(f"trial_overhead reuse_speedup ours {seconds['ours', False] / seconds['ours', True]:.1f}x")
     print(f"trial_overhead ours_over_noop reuse=True {seconds['ours', True] / seconds['noop', True]:.2f}")

@@ -35,6 +35,8 @@ class BatchLoader:
         Per-channel normalisation after scaling to [0, 1]; None leaves [0, 1].
     generator : torch.Generator, default=None
         Source of the order, the oversampling draws and the augmentation.
+    memory_format : torch.memory_format, default=torch.contiguous_format
+        Layout of the batches (``channels_last`` on GPUs, to match the model).
     """
 
     def __init__(
@@ -50,6 +52,7 @@ class BatchLoader:
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
         generator: torch.Generator | None = None,
+        memory_format: torch.memory_format = torch.contiguous_format,
     ) -> None:
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise TypeError(f"images must be a uint8 tensor (n, C, H, W); got {images.dtype} {tuple(images.shape)}")
@@ -60,6 +63,7 @@ class BatchLoader:
         self.sample_weights = sample_weights
         self.augment = augment
         self.channels = channels or images.shape[1]
+        self.memory_format = memory_format
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
         self._mean = None if mean is None else torch.tensor(mean, device=images.device).view(1, -1, 1, 1)
         self._std = None if std is None else torch.tensor(std, device=images.device).view(1, -1, 1, 1)
@@ -92,4 +96,4 @@ class BatchLoader:
             x = x.expand(-1, self.channels, -1, -1)
         if self._mean is not None:
             x = (x - self._mean) / self._std
-        return x.contiguous()
+        return x.contiguous(memory_format=self.memory_format)
