@@ -28,11 +28,12 @@ SLOTS = 2
 TOLERANCE = 0.01
 
 
-def run_space(scheduler: str, image_size: int, storage: str) -> tuple[pd.DataFrame, float]:
+def run_space(scheduler: str, image_size: int, storage: str, grace_period: int | None = None) -> tuple[pd.DataFrame, float]:
     """All epoch reports of one search (with a wall-clock column), and its wall time."""
     space = get_space("quick")
     settings = SearchSettings(space=space, name=scheduler, storage_path=storage, scheduler=scheduler,
-                              fixed={"image_size": image_size, "max_epochs": space.max_epochs})
+                              fixed={"image_size": image_size, "max_epochs": space.max_epochs},
+                              grace_period=grace_period if scheduler == "asha" else None)
     datasets = load_datasets(None, image_sizes=[image_size])
     start = time.time()
     results = build_tuner(settings, datasets=datasets, imagenet_states={}, source_image_size=image_size).fit()
@@ -53,12 +54,13 @@ def cost_to_reach(epochs: pd.DataFrame, target: float) -> tuple[int, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image-size", type=int, default=16)
+    parser.add_argument("--grace-period", type=int, default=None, help="ASHA's first rung (default: the CLI's)")
     args = parser.parse_args()
     ray.init(num_cpus=SLOTS, include_dashboard=False, log_to_driver=False)
     runs = {}
     with tempfile.TemporaryDirectory() as storage:
         for scheduler in ("grid", "asha"):
-            epochs, wall = run_space(scheduler, args.image_size, storage)
+            epochs, wall = run_space(scheduler, args.image_size, storage, args.grace_period)
             runs[scheduler] = epochs
             busy = epochs.groupby("trial")["time_total_s"].max().sum()
             print(f"packing {scheduler} {busy / SLOTS / wall:.2f}  ({len(epochs)} epochs, {wall:.0f} s wall)", flush=True)

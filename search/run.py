@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=float, default=0.15, help="held out for validation, if the data has no splits")
     p.add_argument("--test-fraction", type=float, default=0.15, help="held out for test, if the data has no splits")
     p.add_argument("--scheduler", choices=list(SCHEDULERS), default="grid", help="grid: run every trial out; asha: stop weak ones early")
+    p.add_argument("--grace-period", type=int, default=None,
+                   help="with --scheduler asha: epochs before the first rung (default: a quarter of --max-epochs)")
     p.add_argument("--search", choices=list(SEARCHERS), default="grid", help="grid: every combination; optuna: --num-samples draws")
     p.add_argument("--num-samples", type=int, default=None, help=f"trials Optuna draws (default {DEFAULT_OPTUNA_SAMPLES})")
     p.add_argument("--metric", choices=list(METRIC_MODES), default=DEFAULTS["metric"], help="validation metric to optimise")
@@ -96,6 +98,11 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
                         ("--max-concurrent-trials", args.max_concurrent_trials)):
         if value is not None and value < 1:
             raise InputError(f"{flag} must be >= 1; got {value}")
+    if args.grace_period is not None:
+        if args.scheduler != "asha":
+            raise InputError("--grace-period goes with --scheduler asha")
+        if not 1 <= args.grace_period <= (args.max_epochs or space.max_epochs):
+            raise InputError(f"--grace-period must be between 1 and the epoch budget; got {args.grace_period}")
     if args.max_failures < 0:
         raise InputError(f"--max-failures must be >= 0; got {args.max_failures}")
     if args.search == "grid" and args.num_samples is not None:
@@ -136,6 +143,7 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         max_failures=args.max_failures,
         max_concurrent_trials=args.max_concurrent_trials,
         seed=args.seed,
+        grace_period=args.grace_period,
     )
     if args.resume:
         _check_same_experiment(settings, data_options(args))

@@ -35,6 +35,7 @@ class SearchSettings:
     max_concurrent_trials: int | None = None
     seed: int = 0
     reuse_actors: bool = True
+    grace_period: int | None = None  # ASHA's first rung, in epochs; None: a quarter of max_epochs
 
     @property
     def max_epochs(self) -> int:
@@ -61,11 +62,12 @@ def asha(settings: SearchSettings) -> TrialScheduler:
     """ASHA over epochs (``training_iteration``).
 
     ``max_t`` is the epoch budget; the first rung comes after
-    ``grace_period`` epochs, which must leave early stopping (``patience``)
-    a chance to act before ASHA judges a trial: a quarter of the budget,
-    at least 2 epochs.
+    ``grace_period`` epochs. By default a quarter of the budget (at least 2
+    epochs), which leaves early stopping (``patience``) a chance to act before
+    ASHA judges a trial; shorter grace periods save more epochs and judge
+    earlier, noisier validation scores.
     """
-    grace = min(settings.max_epochs, max(2, settings.max_epochs // 4))
+    grace = settings.grace_period or min(settings.max_epochs, max(2, settings.max_epochs // 4))
     return ASHAScheduler(time_attr="training_iteration", max_t=settings.max_epochs, grace_period=grace,
                          reduction_factor=ASHA_REDUCTION_FACTOR)
 

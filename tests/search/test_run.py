@@ -36,6 +36,8 @@ FAST = ["--image-size", "16", "--max-epochs", "2"]  # seconds per trial on a CPU
         (["--address", "headnode"], "is not host:port"),
         (["--resume"], "--resume needs the --name"),
         (["--retry-errored"], "--retry-errored goes with --resume"),
+        (["--grace-period", "2"], "--grace-period goes with --scheduler asha"),
+        (["--scheduler", "asha", "--grace-period", "30"], "--grace-period must be between 1 and the epoch budget"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path):
