@@ -10,8 +10,8 @@ import numpy as np
 from ray import tune
 from torch import nn
 
-from trainables import Dataset, Split, TrialConfig, image_size_for, kept_model, load_datasets, load_state
-from trainables.data import DIGITS_IMAGE_SIZE
+from search.run import load_experiment_data
+from trainables import Dataset, Split, TrialConfig, kept_model, load_state
 from trainables.train import EVAL_BATCH_SIZE, data_device, evaluate, make_loader
 
 
@@ -31,13 +31,7 @@ class Scores:
 
 def rebuild_datasets(settings: dict[str, Any], architectures: Iterable[str]) -> dict[int, Dataset]:
     """The experiment's data again, with the same source, splits and sizes (from search.json)."""
-    data = settings.get("data", {})
-    source = data.get("source")
-    source_size = DIGITS_IMAGE_SIZE if source is None else None
-    sizes = {image_size_for(a, override=data.get("image_size"), source_default=source_size) for a in architectures}
-    return load_datasets(source, image_sizes=sizes, positive_class=data.get("positive_class"),
-                         seed=data.get("seed", 0), val_fraction=data.get("val_fraction", 0.15),
-                         test_fraction=data.get("test_fraction", 0.15))
+    return load_experiment_data(architectures, settings.get("data", {}))
 
 
 def load_kept_model(checkpoint: tune.Checkpoint) -> tuple[nn.Module, TrialConfig, int]:

@@ -48,18 +48,23 @@ def trial_row(*, trial_id: str, config: dict[str, Any], metrics: dict[str, Any],
     return row
 
 
-def write_csv_atomically(frame: pd.DataFrame, path: Path) -> Path:
-    """Write ``frame`` to ``path`` through a temporary file, so a reader never sees half a table."""
+def write_text_atomically(text: str, path: Path) -> Path:
+    """Write ``text`` to ``path`` through a temporary file, so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", newline="") as f:
-            frame.to_csv(f, index=False)
+            f.write(text)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_csv_atomically(frame: pd.DataFrame, path: Path) -> Path:
+    """``frame`` as CSV, written atomically."""
+    return write_text_atomically(frame.to_csv(index=False), path)
 
 
 def rank_trials(frame: pd.DataFrame, *, mode: str) -> pd.DataFrame:
@@ -103,7 +108,7 @@ def evaluate_best(results: tune.ResultGrid, frame: pd.DataFrame, datasets: dict[
     with best.checkpoint.as_directory() as folder:
         state = load_state(folder)
     model, cfg = kept_model(state)
-    dataset = next(d for d in datasets.values() if d.image_size == state["image_size"])
+    dataset = datasets[state["image_size"]]
     return {
         "config": cfg.to_dict(),
         "trial_path": best.path,
@@ -113,12 +118,8 @@ def evaluate_best(results: tune.ResultGrid, frame: pd.DataFrame, datasets: dict[
 
 
 def write_json_atomically(content: dict[str, Any], path: Path) -> Path:
-    """Write ``content`` as JSON through a temporary file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(content, indent=2, default=str))
-    os.replace(tmp, path)
-    return path
+    """``content`` as JSON, written atomically."""
+    return write_text_atomically(json.dumps(content, indent=2, default=str), path)
 
 
 def ended_by(metrics: dict[str, Any], *, errored: bool, max_epochs: int) -> str:

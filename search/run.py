@@ -13,7 +13,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -21,7 +21,6 @@ from search.spaces import get_space, list_spaces, validate_space
 from search.tuner import SCHEDULERS, SEARCHERS, SearchSettings
 from trainables import (
     DEFAULTS,
-    DIGITS_IMAGE_SIZE,
     METRIC_MODES,
     Dataset,
     InputError,
@@ -30,6 +29,7 @@ from trainables import (
     image_size_for,
     load_datasets,
     load_pretrained_state,
+    preferred_image_size,
 )
 
 DEFAULT_OPTUNA_SAMPLES = 20
@@ -171,19 +171,15 @@ def _check_same_experiment(settings: SearchSettings, data: dict[str, Any]) -> No
 
 def prepare_inputs(settings: SearchSettings, args: argparse.Namespace) -> tuple[dict[int, Dataset], dict[str, dict], int | None]:
     """Decode the data at every size the space needs and read the ImageNet weights it needs, once."""
-    source_size = DIGITS_IMAGE_SIZE if args.data in (None, "digits") else None
     architectures = settings.space.architectures
-    sizes = set()
-    for architecture in architectures:
-        size = image_size_for(architecture, override=args.image_size, source_default=source_size)
+    options = data_options(args)
+    for architecture, size in image_sizes(architectures, options).items():
         check_input_size(architecture, size)
-        sizes.add(size)
-    datasets = load_datasets(args.data, image_sizes=sizes, positive_class=args.positive_class, seed=args.seed,
-                             val_fraction=args.val_fraction, test_fraction=args.test_fraction)
+    datasets = load_experiment_data(architectures, options)
     states = {}
     if not args.no_pretrained:
         states = {a: load_pretrained_state(a, args.weights_dir) for a in architectures if get_spec(a).pretrainable}
-    return datasets, states, source_size
+    return datasets, states, preferred_image_size(options["source"])
 
 
 def data_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -197,6 +193,19 @@ def data_options(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed,
         "weights_dir": args.weights_dir,
     }
+
+
+def image_sizes(architectures: Iterable[str], data: dict[str, Any]) -> dict[str, int]:
+    """Pixels each architecture's images have under these data options (see :func:`data_options`)."""
+    source_size = preferred_image_size(data.get("source"))
+    return {a: image_size_for(a, override=data.get("image_size"), source_default=source_size) for a in architectures}
+
+
+def load_experiment_data(architectures: Iterable[str], data: dict[str, Any]) -> dict[int, Dataset]:
+    """The data of an experiment, decoded once at every size its architectures need, from its data options."""
+    return load_datasets(data.get("source"), image_sizes=set(image_sizes(architectures, data).values()),
+                         positive_class=data.get("positive_class"), seed=data.get("seed", DEFAULTS["seed"]),
+                         val_fraction=data.get("val_fraction", 0.15), test_fraction=data.get("test_fraction", 0.15))
 
 
 def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_states: dict[str, dict],

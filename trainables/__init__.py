@@ -2,7 +2,7 @@
 
 from trainables.augmentation import augment_batch
 from trainables.config import DEFAULTS, OPTIMIZERS, TrialConfig
-from trainables.data import DIGITS_IMAGE_SIZE, Dataset, Split, load_datasets, resize_images
+from trainables.data import DIGITS_IMAGE_SIZE, Dataset, Split, load_datasets, preferred_image_size, resize_images
 from trainables.errors import InputError
 from trainables.imbalance import ImbalanceSetup, create_strategy, list_strategies, register_strategy
 from trainables.loader import BatchLoader
@@ -32,6 +32,6 @@ __all__ = [
     "DEFAULTS", "DIGITS_IMAGE_SIZE", "OPTIMIZERS", "METRIC_MODES", "BatchLoader", "check_input_size", "Dataset", "EarlyStopping", "ImbalanceSetup",
     "InputError", "ModelSpec", "Split", "TrialConfig", "augment_batch", "classification_metrics", "create_model",
     "create_strategy", "evaluate_split", "get_spec", "guarded_objective", "image_size_for", "kept_model",
-    "list_models", "list_strategies", "load_datasets", "load_pretrained_state", "load_state", "register_model",
+    "list_models", "list_strategies", "load_datasets", "load_pretrained_state", "load_state", "preferred_image_size", "register_model",
     "register_strategy", "resize_images", "run_trial", "save_state", "train_fn", "weights_path",
 ]

@@ -147,6 +147,11 @@ def load_datasets(
     return datasets
 
 
+def preferred_image_size(source: str | os.PathLike | None) -> int | None:
+    """A source's own image size, if it has one: 32 px for the 8x8 digits; None lets each model choose."""
+    return DIGITS_IMAGE_SIZE if source is None or str(source) == "digits" else None
+
+
 def resize_images(images: np.ndarray, size: int) -> np.ndarray:
     """Resize uint8 ``(n, C, H, W)`` images to ``(n, C, size, size)`` with antialiasing."""
     if images.shape[-2:] == (size, size):
