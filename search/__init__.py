@@ -2,10 +2,10 @@
 
 from search.results import evaluate_best, leaderboard, rank_trials, trials_frame, write_csv_atomically
 from search.spaces import Space, get_space, list_spaces, register_space, validate_space
-from search.tuner import OBJECTIVE, SCHEDULERS, SEARCHERS, SearchSettings, build_tuner, param_space
+from search.tuner import OBJECTIVE, SCHEDULERS, SEARCH_METRIC, SEARCHERS, SearchSettings, build_tuner, param_space
 
 __all__ = [
-    "OBJECTIVE", "SCHEDULERS", "SEARCHERS", "SearchSettings", "Space", "build_tuner", "evaluate_best",
+    "OBJECTIVE", "SCHEDULERS", "SEARCH_METRIC", "SEARCHERS", "SearchSettings", "Space", "build_tuner", "evaluate_best",
     "get_space", "leaderboard", "list_spaces", "param_space", "rank_trials", "register_space", "trials_frame",
     "validate_space", "write_csv_atomically",
 ]

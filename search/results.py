@@ -13,12 +13,12 @@ import pandas as pd
 from ray import tune
 
 from search.tuner import OBJECTIVE
-from trainables import DEFAULTS, Dataset, evaluate_split, kept_model, load_state
+from trainables import DEFAULTS, TIE_BREAKERS, Dataset, evaluate_split, kept_model, load_state
 
 TRIALS_FILE = "trials.csv"
 BEST_FILE = "best.json"
 SETTINGS_FILE = "search.json"  # how the experiment was run, so that analysis can rebuild its data
-TIE_BREAKERS = ("kept_val_balanced_accuracy", "kept_val_auc")
+KEPT_TIE_BREAKERS = tuple(f"kept_{k}" for k in TIE_BREAKERS)
 LEADERBOARD_METRICS = ("objective", "kept_val_recall", "kept_val_precision", "kept_val_balanced_accuracy",
                        "kept_val_auc", "kept_epoch", "epochs")
 
@@ -77,7 +77,7 @@ def rank_trials(frame: pd.DataFrame, *, mode: str) -> pd.DataFrame:
     """
     if frame.empty or OBJECTIVE not in frame:
         return frame.head(0)
-    keys = [k for k in (OBJECTIVE, *TIE_BREAKERS) if k in frame]
+    keys = [k for k in (OBJECTIVE, *KEPT_TIE_BREAKERS) if k in frame]
     ascending = [mode == "min"] + [False] * (len(keys) - 1)
     if "trial_id" in frame:
         keys, ascending = keys + ["trial_id"], ascending + [True]

@@ -57,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-fraction", type=float, default=0.15, help="held out for test, if the data has no splits")
     p.add_argument("--scheduler", choices=list(SCHEDULERS), default="grid", help="grid: run every trial out; asha: stop weak ones early")
     p.add_argument("--grace-period", type=int, default=None,
-                   help="with --scheduler asha: epochs before the first rung (default: a quarter of --max-epochs)")
+                   help="with --scheduler asha: epochs before the first rung (default 1)")
+    p.add_argument("--reduction-factor", type=float, default=None,
+                   help="with --scheduler asha: each rung keeps the best 1/this of its trials (default 4)")
     p.add_argument("--search", choices=list(SEARCHERS), default="grid", help="grid: every combination; optuna: --num-samples draws")
     p.add_argument("--num-samples", type=int, default=None, help=f"trials Optuna draws (default {DEFAULT_OPTUNA_SAMPLES})")
     p.add_argument("--metric", choices=list(METRIC_MODES), default=DEFAULTS["metric"], help="validation metric to optimise")
@@ -98,11 +100,14 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
                         ("--max-concurrent-trials", args.max_concurrent_trials)):
         if value is not None and value < 1:
             raise InputError(f"{flag} must be >= 1; got {value}")
-    if args.grace_period is not None:
-        if args.scheduler != "asha":
-            raise InputError("--grace-period goes with --scheduler asha")
-        if not 1 <= args.grace_period <= (args.max_epochs or space.max_epochs):
-            raise InputError(f"--grace-period must be between 1 and the epoch budget; got {args.grace_period}")
+    asha_options = {k: v for k, v in (("grace_period", args.grace_period), ("reduction_factor", args.reduction_factor))
+                    if v is not None}
+    if asha_options and args.scheduler != "asha":
+        raise InputError(f"--{next(iter(asha_options)).replace('_', '-')} goes with --scheduler asha")
+    if args.grace_period is not None and not 1 <= args.grace_period <= (args.max_epochs or space.max_epochs):
+        raise InputError(f"--grace-period must be between 1 and the epoch budget; got {args.grace_period}")
+    if args.reduction_factor is not None and not args.reduction_factor > 1:
+        raise InputError(f"--reduction-factor must be above 1; got {args.reduction_factor}")
     if args.max_failures < 0:
         raise InputError(f"--max-failures must be >= 0; got {args.max_failures}")
     if args.search == "grid" and args.num_samples is not None:
@@ -143,7 +148,7 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         max_failures=args.max_failures,
         max_concurrent_trials=args.max_concurrent_trials,
         seed=args.seed,
-        grace_period=args.grace_period,
+        **asha_options,
     )
     if args.resume:
         _check_same_experiment(settings, data_options(args))
@@ -163,7 +168,7 @@ def _check_same_experiment(settings: SearchSettings, data: dict[str, Any]) -> No
     except (OSError, json.JSONDecodeError) as err:
         raise InputError(f"cannot read {str(path)!r} to resume: {err}") from None
     current = json.loads(json.dumps(settings.describe(data), default=str))
-    for key in ("space", "scheduler", "search", "num_samples", "fixed", "data"):
+    for key in ("space", "scheduler", "asha", "search", "num_samples", "fixed", "data"):
         if recorded.get(key) != current.get(key):
             raise InputError(f"cannot resume {settings.name!r} with a different {key}: it was started with "
                              f"{json.dumps(recorded.get(key))}, now {json.dumps(current.get(key))}")

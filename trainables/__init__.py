@@ -6,7 +6,7 @@ from trainables.data import DIGITS_IMAGE_SIZE, Dataset, Split, load_datasets, pr
 from trainables.errors import InputError
 from trainables.imbalance import ImbalanceSetup, create_strategy, list_strategies, register_strategy
 from trainables.loader import BatchLoader
-from trainables.metrics import METRIC_MODES, classification_metrics, guarded_objective
+from trainables.metrics import METRIC_MODES, TIE_BREAKERS, classification_metrics, guarded_objective, tiebroken_objective
 from trainables.models import (
     ModelSpec,
     check_input_size,
@@ -29,9 +29,10 @@ from trainables.train import (
 )
 
 __all__ = [
-    "DEFAULTS", "DIGITS_IMAGE_SIZE", "OPTIMIZERS", "METRIC_MODES", "BatchLoader", "check_input_size", "Dataset", "EarlyStopping", "ImbalanceSetup",
-    "InputError", "ModelSpec", "Split", "TrialConfig", "augment_batch", "classification_metrics", "create_model",
-    "create_strategy", "evaluate_split", "get_spec", "guarded_objective", "image_size_for", "kept_model",
-    "list_models", "list_strategies", "load_datasets", "load_pretrained_state", "load_state", "preferred_image_size", "register_model",
-    "register_strategy", "resize_images", "run_trial", "save_state", "train_fn", "weights_path",
+    "DEFAULTS", "DIGITS_IMAGE_SIZE", "METRIC_MODES", "OPTIMIZERS", "TIE_BREAKERS", "augment_batch", "BatchLoader",
+    "check_input_size", "classification_metrics", "create_model", "create_strategy", "Dataset", "EarlyStopping",
+    "evaluate_split", "get_spec", "guarded_objective", "image_size_for", "ImbalanceSetup", "InputError",
+    "kept_model", "list_models", "list_strategies", "load_datasets", "load_pretrained_state", "load_state",
+    "ModelSpec", "preferred_image_size", "register_model", "register_strategy", "resize_images", "run_trial",
+    "save_state", "Split", "tiebroken_objective", "train_fn", "TrialConfig", "weights_path",
 ]

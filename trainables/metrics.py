@@ -19,6 +19,12 @@ from sklearn.metrics import (
 # Subtracted from a degenerate model's metric: [0, 1] becomes [-2, -1], below every honest model.
 GUARD_PENALTY = 2.0
 
+# Ties on the objective are common (several models find every validation
+# positive). The final ranking breaks them by these metrics, in this order, and
+# so do the search's scheduler and searcher (see tiebroken_objective).
+TIE_BREAKERS = ("val_balanced_accuracy", "val_auc")
+_TIE_WEIGHTS = (1e-3, 1e-6)
+
 # Metrics a search may optimise, and their direction.
 METRIC_MODES = {
     "val_recall": "max",
@@ -71,3 +77,18 @@ def guarded_objective(metrics: dict[str, float], *, metric: str, mode: str, min_
     balanced = metrics.get("val_balanced_accuracy", math.nan)
     passes = not math.isnan(balanced) and balanced >= min_balanced_accuracy
     return value if passes else value - GUARD_PENALTY
+
+
+def tiebroken_objective(objective: float, metrics: dict[str, float], *, mode: str) -> float:
+    """``objective`` nudged towards the better :data:`TIE_BREAKERS`, for schedulers and searchers that see one number.
+
+    The nudge is at most 0.001001: it never reorders objective values further
+    apart than that (recall on up to 999 validation positives), so it only
+    orders trials the objective alone calls equal, as :data:`TIE_BREAKERS` do.
+    """
+    nudge = sum(weight * _or_zero(metrics.get(key)) for key, weight in zip(TIE_BREAKERS, _TIE_WEIGHTS, strict=True))
+    return objective + nudge if mode == "max" else objective - nudge
+
+
+def _or_zero(value: float | None) -> float:
+    return 0.0 if value is None or math.isnan(value) else value

@@ -25,7 +25,7 @@ from trainables.config import TrialConfig
 from trainables.data import Dataset, Split
 from trainables.imbalance import create_strategy
 from trainables.loader import BatchLoader
-from trainables.metrics import classification_metrics, guarded_objective
+from trainables.metrics import classification_metrics, guarded_objective, tiebroken_objective
 from trainables.models import create_model, get_spec
 
 CHECKPOINT_FILE = "state.pt"
@@ -137,14 +137,16 @@ def run_trial(
         metrics = {"val_loss": val_loss, **classification_metrics(y_true, y_score > 0.5, y_score, prefix="val_")}
         stopper.step(epoch, val_loss, model, metrics)
         kept = {f"kept_{k}": v for k, v in stopper.best_metrics.items()}
+        objective = guarded_objective(stopper.best_metrics, metric=cfg.metric, mode=cfg.mode,
+                                      min_balanced_accuracy=cfg.min_balanced_accuracy)
         result = {
             "epoch": epoch,
             "train_loss": train_loss,
             **metrics,
             "kept_epoch": stopper.best_epoch,
             **kept,
-            "objective": guarded_objective(stopper.best_metrics, metric=cfg.metric, mode=cfg.mode,
-                                           min_balanced_accuracy=cfg.min_balanced_accuracy),
+            "objective": objective,
+            "tiebroken_objective": tiebroken_objective(objective, stopper.best_metrics, mode=cfg.mode),
             "stopped_early": stopper.should_stop,
             "setup_s": setup_s,
         }

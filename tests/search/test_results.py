@@ -1,6 +1,8 @@
+import numpy as np
 import pandas as pd
 
 from search import leaderboard, rank_trials, write_csv_atomically
+from trainables import tiebroken_objective
 
 
 def _frame():
@@ -38,3 +40,19 @@ def test_csv_is_replaced_whole(tmp_path):
     path.write_text("old")
     write_csv_atomically(_frame(), path)
     assert len(pd.read_csv(path)) == 4 and not list(tmp_path.glob(".*tmp"))
+
+
+def test_the_search_metric_orders_trials_as_the_ranking_does():
+    """ASHA and Optuna see one number per trial; it must agree with rank_trials on every pair."""
+    rng = np.random.default_rng(0)
+    n = 200
+    frame = pd.DataFrame({  # recall on 81 positives: many exact ties, as on the digits
+        "objective": rng.integers(70, 82, n) / 81 - 2.0 * (rng.random(n) < 0.2),
+        "kept_val_balanced_accuracy": rng.integers(150, 200, n) / 200,
+        "kept_val_auc": rng.random(n).round(3),
+        "trial_id": [f"t{i:03d}" for i in range(n)],
+    })
+    scores = [tiebroken_objective(r.objective, {"val_balanced_accuracy": r.kept_val_balanced_accuracy,
+                                                "val_auc": r.kept_val_auc}, mode="max") for r in frame.itertuples()]
+    by_score = frame.assign(score=scores).sort_values(["score", "trial_id"], ascending=[False, True])
+    assert by_score["trial_id"].tolist() == rank_trials(frame, mode="max")["trial_id"].tolist()

@@ -38,6 +38,8 @@ FAST = ["--image-size", "16", "--max-epochs", "2"]  # seconds per trial on a CPU
         (["--retry-errored"], "--retry-errored goes with --resume"),
         (["--grace-period", "2"], "--grace-period goes with --scheduler asha"),
         (["--scheduler", "asha", "--grace-period", "30"], "--grace-period must be between 1 and the epoch budget"),
+        (["--reduction-factor", "3"], "--reduction-factor goes with --scheduler asha"),
+        (["--scheduler", "asha", "--reduction-factor", "1"], "--reduction-factor must be above 1"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path):
@@ -83,8 +85,10 @@ def test_grid_search_runs_every_smoke_trial(ray_session, tmp_path):
 
 
 def test_asha_scheduler(ray_session, tmp_path):
-    trials, _ = _search(tmp_path, "--scheduler", "asha")
+    trials, folder = _search(tmp_path, "--scheduler", "asha", "--reduction-factor", "2")
     assert len(trials) == 4 and trials["epochs"].between(1, 2).all()
+    recorded = json.loads((folder / "search.json").read_text())
+    assert recorded["asha"] == {"grace_period": 1, "reduction_factor": 2.0}
 
 
 def test_optuna_search(ray_session, tmp_path):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from trainables import classification_metrics, guarded_objective
+from trainables import classification_metrics, guarded_objective, tiebroken_objective
 
 Y_TRUE = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 1])
 
@@ -32,3 +32,12 @@ def test_a_model_that_calls_everything_positive_cannot_win_on_recall():
 def test_losses_are_not_guarded():
     m = {"val_loss": 0.3, "val_balanced_accuracy": 0.5}
     assert guarded_objective(m, metric="val_loss", mode="min", min_balanced_accuracy=0.6) == 0.3
+
+
+def test_tiebroken_objective_orders_ties_by_balanced_accuracy_then_auc_and_keeps_distinct_objectives():
+    def score(objective, balanced, auc, mode="max"):
+        return tiebroken_objective(objective, {"val_balanced_accuracy": balanced, "val_auc": auc}, mode=mode)
+
+    assert score(1.0, 0.97, 0.90) > score(1.0, 0.96, 1.00) > score(1.0, 0.96, 0.99) > score(998 / 999, 1.0, 1.0)
+    assert score(0.3, 0.97, 0.9, mode="min") < score(0.3, 0.96, 0.9, mode="min") < score(0.302, 1.0, 1.0, mode="min")
+    assert score(0.5, float("nan"), None) == 0.5  # one class in validation: nothing to break ties with

@@ -47,7 +47,7 @@ def test_every_epoch_reports_the_study_metrics():
     _, _, reports = _run(cfg, tiny_dataset())
     assert len(reports) == 2
     for key in ("train_loss", "val_loss", "val_recall", "val_precision", "val_f1", "val_auc", "val_ap",
-                "val_balanced_accuracy", "objective", "kept_val_recall"):
+                "val_balanced_accuracy", "objective", "tiebroken_objective", "kept_val_recall"):
         assert all(key in m for m, _ in reports), key
 
 
