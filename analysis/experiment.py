@@ -63,6 +63,9 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
             checkpoints[trial.trial_id] = trial.checkpoint
         frame = analysis.trial_dataframes.get(trial.trial_id)
         if frame is not None and not frame.empty:
+            # A trial resumed from a checkpoint older than its last report reports those epochs
+            # again (the same values: its generators were checkpointed too); keep one row each.
+            frame = frame.drop_duplicates(subset="training_iteration", keep="last")
             curves.append(frame.assign(trial_id=trial.trial_id))
     epochs = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame()
     return Experiment(str(path), pd.DataFrame(rows), epochs, settings, checkpoints)

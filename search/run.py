@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions share a GPU between trials")
     p.add_argument("--max-concurrent-trials", type=int, default=None)
     p.add_argument("--max-failures", type=int, default=0, help="retries of a trial whose worker dies")
+    p.add_argument("--checkpoint-period", type=float, default=60.0,
+                   help="seconds of training between a trial's checkpoints, besides its last epoch and ASHA's rungs: "
+                        "the most a crash loses (0: every epoch)")
     p.add_argument("--resume", action="store_true",
                    help="continue the interrupted experiment --name: finished trials are kept, unfinished ones "
                         "continue from their last checkpoint")
@@ -110,6 +113,7 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         raise InputError(f"--reduction-factor must be above 1; got {args.reduction_factor}")
     if args.max_failures < 0:
         raise InputError(f"--max-failures must be >= 0; got {args.max_failures}")
+    _check_positive("--checkpoint-period", args.checkpoint_period, allow_zero=True)
     if args.search == "grid" and args.num_samples is not None:
         raise InputError("--num-samples goes with --search optuna; grid search runs every combination once")
     fixed: dict[str, Any] = {
@@ -148,6 +152,7 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         max_failures=args.max_failures,
         max_concurrent_trials=args.max_concurrent_trials,
         seed=args.seed,
+        checkpoint_period_s=args.checkpoint_period,
         **asha_options,
     )
     if args.resume:

@@ -11,7 +11,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from search.spaces import Space
-from trainables import Dataset, train_fn
+from trainables import CheckpointPolicy, Dataset, asha_rungs, train_fn
 
 OBJECTIVE = "objective"  # the guarded metric every trial reports (see trainables.metrics)
 # What ASHA and Optuna compare: the objective with its ties broken as the final
@@ -41,6 +41,7 @@ class SearchSettings:
     reuse_actors: bool = True
     grace_period: int = 1  # ASHA's first rung, in epochs
     reduction_factor: float = 4  # ASHA keeps the best 1/reduction_factor of each rung
+    checkpoint_period_s: float = 60.0  # at most this much of a trial's training is lost to a crash
 
     @property
     def max_epochs(self) -> int:
@@ -95,6 +96,11 @@ def optuna(settings: SearchSettings):
 
 
 SCHEDULERS: dict[str, Callable[[SearchSettings], TrialScheduler]] = {"grid": fifo, "asha": asha}
+# The epochs after which each scheduler may stop a trial: its checkpoint must be fresh there.
+STOP_EPOCHS: dict[str, Callable[[SearchSettings], frozenset[int]]] = {
+    "grid": lambda settings: frozenset(),
+    "asha": lambda settings: asha_rungs(settings.grace_period, settings.reduction_factor, settings.max_epochs),
+}
 SEARCHERS: dict[str, Callable[[SearchSettings], Any] | None] = {"grid": None, "optuna": optuna}
 
 
@@ -107,9 +113,11 @@ def param_space(settings: SearchSettings) -> dict[str, Any]:
 
 def make_trainable(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_states: dict[str, dict],
                    source_image_size: int | None):
-    """``train_fn`` with its data and weights in the object store (put there once) and its resources."""
+    """``train_fn`` with its data and weights in the object store (put there once), its checkpoints and resources."""
+    checkpoints = CheckpointPolicy(epochs=STOP_EPOCHS[settings.scheduler](settings),
+                                   period_s=settings.checkpoint_period_s)
     trainable = tune.with_parameters(train_fn, datasets=datasets, imagenet_states=imagenet_states,
-                                     image_size=source_image_size)
+                                     image_size=source_image_size, checkpoints=checkpoints)
     return tune.with_resources(trainable, {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial})
 
 
@@ -146,7 +154,9 @@ def build_tuner(settings: SearchSettings, *, datasets: dict[int, Dataset], image
     run_config = tune.RunConfig(
         name=settings.name,
         storage_path=str(settings.storage_path),
-        # Only the latest checkpoint is needed: it holds the kept weights as well.
+        # Only the latest checkpoint is needed: it holds the kept weights as well. Each
+        # checkpoint then forces a snapshot of the experiment, which is why trials
+        # write one only where needed (trainables.CheckpointPolicy).
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         failure_config=tune.FailureConfig(max_failures=settings.max_failures),
         verbose=1,

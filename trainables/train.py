@@ -3,7 +3,8 @@
 ``run_trial`` is the training loop, free of Ray so that it can be tested and
 reused; ``train_fn`` is the Ray Tune function trainable around it, which
 picks the trial's data out of the object store, restores a checkpoint when
-Tune resumes the trial, and reports metrics plus a checkpoint every epoch.
+Tune resumes the trial, and reports metrics every epoch, with a checkpoint
+where its :class:`CheckpointPolicy` says one is needed.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from trainables.checkpoints import EVERY_EPOCH, CheckpointPolicy, load_state, save_state
 from trainables.config import TrialConfig
 from trainables.data import Dataset, Split
 from trainables.imbalance import create_strategy
@@ -28,7 +29,6 @@ from trainables.loader import BatchLoader
 from trainables.metrics import classification_metrics, guarded_objective, tiebroken_objective
 from trainables.models import create_model, get_spec
 
-CHECKPOINT_FILE = "state.pt"
 EVAL_BATCH_SIZE = 256  # images per forward pass when evaluating; no effect on results
 SGD_MOMENTUM = 0.9
 
@@ -37,7 +37,7 @@ OPTIMIZERS: dict[str, Callable[[Any, float], torch.optim.Optimizer]] = {
     "sgd": lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=SGD_MOMENTUM),
 }
 
-Reporter = Callable[[dict[str, float], dict[str, Any]], None]  # (metrics, checkpoint state)
+Reporter = Callable[[dict[str, float], dict[str, Any] | None], None]  # (metrics, checkpoint state or None)
 
 
 @dataclass
@@ -91,11 +91,13 @@ def run_trial(
     device: torch.device | None = None,
     resume_from: dict[str, Any] | None = None,
     started: float | None = None,
+    checkpoints: CheckpointPolicy = EVERY_EPOCH,
 ) -> tuple[nn.Module, EarlyStopping]:
     """Train one configuration; return the model holding its kept (lowest val loss) weights.
 
-    ``report(metrics, state)`` is called once per epoch with the metrics and
-    everything needed to resume from that epoch (``resume_from``). ``started``
+    ``report(metrics, state)`` is called once per epoch with the metrics and,
+    where ``checkpoints`` says so, everything needed to resume from that epoch
+    (``resume_from``); elsewhere ``state`` is None. ``started``
     is the trial's start (``time.perf_counter()``); the seconds from it to the
     first training step are reported as ``setup_s``.
     """
@@ -128,6 +130,7 @@ def run_trial(
         torch.set_rng_state(resume_from["torch_rng"])
         first_epoch = resume_from["epoch"] + 1
     setup_s = time.perf_counter() - started  # data, model, optimiser ready: the first step comes next
+    last_checkpoint = time.perf_counter()
 
     for epoch in range(first_epoch, cfg.max_epochs + 1):
         if stopper.should_stop:
@@ -150,6 +153,11 @@ def run_trial(
             "stopped_early": stopper.should_stop,
             "setup_s": setup_s,
         }
+        last = stopper.should_stop or epoch == cfg.max_epochs
+        if not checkpoints.due(epoch, last=last, seconds_since_last=time.perf_counter() - last_checkpoint):
+            report(result, None)
+            continue
+        last_checkpoint = time.perf_counter()
         state = {
             "epoch": epoch,
             "config": cfg.to_dict(),
@@ -240,18 +248,6 @@ def evaluate(
     return loss, y_true, torch.cat(scores).cpu().numpy()
 
 
-def save_state(state: dict[str, Any], folder: str | Path) -> Path:
-    """Write a trial's state into ``folder`` (a checkpoint directory)."""
-    path = Path(folder) / CHECKPOINT_FILE
-    torch.save(state, path)
-    return path
-
-
-def load_state(folder: str | Path) -> dict[str, Any]:
-    """Read the state that :func:`save_state` wrote."""
-    return torch.load(Path(folder) / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
-
-
 def kept_model(state: dict[str, Any]) -> tuple[nn.Module, TrialConfig]:
     """The model a checkpoint kept (its lowest-val-loss weights), in eval mode, and its config."""
     cfg = TrialConfig.from_dict(state["config"])
@@ -269,12 +265,14 @@ def evaluate_split(model: nn.Module, cfg: TrialConfig, split: Split, *, prefix: 
 
 
 def train_fn(config: dict[str, Any], *, datasets: dict[int, Dataset], imagenet_states: dict[str, dict] | None = None,
-             image_size: int | None = None) -> None:
+             image_size: int | None = None, checkpoints: CheckpointPolicy = EVERY_EPOCH) -> None:
     """Ray Tune function trainable: one trial of ``config``.
 
     Wrap it with ``tune.with_parameters`` so that ``datasets`` (image size ->
     :class:`Dataset`) and ``imagenet_states`` (architecture -> state dict) go
-    through the object store once, not into every trial's closure.
+    through the object store once, not into every trial's closure. The default
+    ``checkpoints`` policy (every epoch) is right under any scheduler; a search
+    that knows where its scheduler stops trials passes a leaner one.
     """
     import ray
     from ray import tune
@@ -290,13 +288,16 @@ def train_fn(config: dict[str, Any], *, datasets: dict[int, Dataset], imagenet_s
         with checkpoint.as_directory() as folder:
             resume_from = load_state(folder)
 
-    def report(metrics: dict[str, float], state: dict[str, Any]) -> None:
+    def report(metrics: dict[str, float], state: dict[str, Any] | None) -> None:
+        if state is None:
+            tune.report({**metrics, "node_id": node_id})
+            return
         with tempfile.TemporaryDirectory() as folder:
             save_state(state, folder)
             tune.report({**metrics, "node_id": node_id}, checkpoint=tune.Checkpoint.from_directory(folder))
 
     run_trial(cfg, datasets[size], report=report, imagenet_state=(imagenet_states or {}).get(cfg.architecture),
-              resume_from=resume_from, started=started)
+              resume_from=resume_from, started=started, checkpoints=checkpoints)
 
 
 def _match_threads_to_cpus() -> None:

@@ -12,7 +12,8 @@ import pandas as pd
 
 MAX_EPOCHS = 8
 COMMAND = [sys.executable, "-m", "search.run", "--space", "smoke", "--name", "crash", "--image-size", "16",
-           "--max-epochs", str(MAX_EPOCHS), "--max-concurrent-trials", "1"]
+           "--max-epochs", str(MAX_EPOCHS), "--max-concurrent-trials", "1",
+           "--checkpoint-period", "0"]  # a checkpoint every epoch: resuming must continue from the last one
 
 
 def _trial_results(experiment: Path) -> dict[str, list[dict]]:
@@ -87,7 +88,8 @@ def test_killed_worker_is_retried_from_its_last_checkpoint(tmp_path):
     space = tmp_path / "long.json"
     space.write_text(json.dumps({"dimensions": {"strategy": ["none", "both"], "patience": [50]}, "max_epochs": 10}))
     command = [sys.executable, "-m", "search.run", "--space", str(space), "--name", "fault", "--image-size", "16",
-               "--max-concurrent-trials", "1", "--max-failures", "2", "--storage-path", str(tmp_path)]
+               "--max-concurrent-trials", "1", "--max-failures", "2", "--checkpoint-period", "0",
+               "--storage-path", str(tmp_path)]
     driver = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                               text=True)
     experiment, killed = tmp_path / "fault", None

@@ -4,12 +4,14 @@ import contextlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from search.run import build_parser, data_options, main, prepare_inputs, run, settings_from_args
 from tests.conftest import tiny_dataset
+from trainables import load_state
 
 FAST = ["--image-size", "16", "--max-epochs", "2"]  # seconds per trial on a CPU
 
@@ -40,6 +42,7 @@ FAST = ["--image-size", "16", "--max-epochs", "2"]  # seconds per trial on a CPU
         (["--scheduler", "asha", "--grace-period", "30"], "--grace-period must be between 1 and the epoch budget"),
         (["--reduction-factor", "3"], "--reduction-factor goes with --scheduler asha"),
         (["--scheduler", "asha", "--reduction-factor", "1"], "--reduction-factor must be above 1"),
+        (["--checkpoint-period", "-1"], "--checkpoint-period must be >= 0"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path):
@@ -85,10 +88,14 @@ def test_grid_search_runs_every_smoke_trial(ray_session, tmp_path):
 
 
 def test_asha_scheduler(ray_session, tmp_path):
-    trials, folder = _search(tmp_path, "--scheduler", "asha", "--reduction-factor", "2")
-    assert len(trials) == 4 and trials["epochs"].between(1, 2).all()
+    # Rungs after epochs 1 and 3; epoch 2 is neither a rung nor a last epoch, so it writes no checkpoint.
+    trials, folder = _search(tmp_path, "--scheduler", "asha", "--reduction-factor", "3", "--max-epochs", "4")
+    assert len(trials) == 4 and trials["epochs"].between(1, 4).all()
     recorded = json.loads((folder / "search.json").read_text())
-    assert recorded["asha"] == {"grace_period": 1, "reduction_factor": 2.0}
+    assert recorded["asha"] == {"grace_period": 1, "reduction_factor": 3.0}
+    for trial in trials.itertuples():  # stopped at a rung or not, the checkpoint is that of the last report
+        state = load_state(max(Path(trial.path).glob("checkpoint_*")))
+        assert (state["epoch"], state["early_stopping"]["best_epoch"]) == (trial.epochs, trial.kept_epoch)
 
 
 def test_optuna_search(ray_session, tmp_path):
