@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import tempfile
-import time
 
 import ray
 from ray import tune
-from trial_overhead import REPORTS, tiny_dataset
+from trial_overhead import REPORTS, tiny_dataset, wall_per_trial
 
 from trainables import EVERY_EPOCH, CheckpointPolicy, train_fn
 
@@ -29,20 +27,9 @@ POLICIES = {"every_epoch": EVERY_EPOCH, "needed_only": CheckpointPolicy(period_s
 def seconds_per_trial(policy: CheckpointPolicy, *, trials: int) -> float:
     """Wall seconds per trial and slot (2 running at a time) of ``trials`` reused-worker trials."""
     trainable = tune.with_parameters(train_fn, datasets={16: tiny_dataset()}, image_size=16, checkpoints=policy)
-    with tempfile.TemporaryDirectory() as storage:
-        tuner = tune.Tuner(
-            tune.with_resources(trainable, {"cpu": 1}),
-            param_space={"architecture": "cnn", "max_epochs": REPORTS, "patience": REPORTS, "batch_size": 32,
-                         "seed": tune.grid_search(list(range(trials)))},
-            tune_config=tune.TuneConfig(reuse_actors=True),
-            run_config=tune.RunConfig(storage_path=storage, verbose=0,
-                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
-        )
-        start = time.perf_counter()
-        results = tuner.fit()
-        elapsed = time.perf_counter() - start
-    assert not results.errors, results.errors
-    return elapsed * 2 / trials
+    space = {"architecture": "cnn", "max_epochs": REPORTS, "patience": REPORTS, "batch_size": 32}
+    seconds, _ = wall_per_trial(trainable, space, trials=trials, reuse=True)
+    return seconds
 
 
 def main() -> None:

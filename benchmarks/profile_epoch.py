@@ -33,7 +33,7 @@ STAGES = {
     "train_pass": ("trainables/train.py", "train_one_epoch"),
     "val_pass": ("trainables/train.py", "evaluate"),
     "metrics": ("trainables/metrics.py", "classification_metrics"),
-    "checkpoint": ("trainables/train.py", "save_state"),
+    "checkpoint": ("trainables/checkpoints.py", "save_state"),
 }
 
 

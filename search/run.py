@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from search.files import read_json
 from search.spaces import get_space, list_spaces, validate_space
 from search.tuner import SCHEDULERS, SEARCHERS, SearchSettings
 from trainables import (
@@ -166,12 +167,8 @@ def _check_same_experiment(settings: SearchSettings, data: dict[str, Any]) -> No
     from search.results import SETTINGS_FILE
 
     path = settings.storage_path / settings.name / SETTINGS_FILE
-    try:
-        recorded = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"nothing to resume: {str(path.parent)!r} holds no experiment started by search.run") from None
-    except (OSError, json.JSONDecodeError) as err:
-        raise InputError(f"cannot read {str(path)!r} to resume: {err}") from None
+    recorded = read_json(path, missing=f"nothing to resume: {str(path.parent)!r} holds no experiment started by search.run",
+                         unreadable=f"cannot read {str(path)!r} to resume")
     current = json.loads(json.dumps(settings.describe(data), default=str))
     for key in ("space", "scheduler", "asha", "search", "num_samples", "fixed", "data"):
         if recorded.get(key) != current.get(key):
@@ -237,9 +234,9 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
     from search.tuner import build_tuner, restore_tuner
 
     # Keeping one checkpoint per trial makes Tune snapshot the experiment state at
-    # every epoch, so that a resumed run never points at a deleted checkpoint. That
-    # is the price of losing nothing on a crash; Tune's warning about it would
-    # otherwise repeat every few seconds.
+    # every checkpoint, so that a resumed run never points at a deleted one. Trials
+    # checkpoint only where needed (trainables.CheckpointPolicy), but short trials
+    # at ASHA's first rung still do so every few seconds, and Tune would warn each time.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if not ray.is_initialized():
         _init_ray(address)

@@ -9,13 +9,13 @@ file ``{"dimensions": {...}, "max_epochs": N}`` works as a space too.
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from search.files import read_json
 from trainables import DEFAULTS, InputError, TrialConfig
 
 STUDY_LRS = (0.001, 0.01, 0.1)
@@ -101,12 +101,8 @@ def validate_space(space: Space, fixed: dict[str, Any] | None = None) -> None:
 
 
 def _space_from_file(path: Path) -> Space:
-    try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"space file {str(path)!r} does not exist") from None
-    except (OSError, json.JSONDecodeError) as err:
-        raise InputError(f"space file {str(path)!r} is not valid JSON: {err}") from None
+    raw = read_json(path, missing=f"space file {str(path)!r} does not exist",
+                    unreadable=f"space file {str(path)!r} is not valid JSON")
     if not isinstance(raw, dict) or not isinstance(raw.get("dimensions"), dict):
         raise InputError(f'space file {str(path)!r} must be an object like {{"dimensions": {{"lr": [0.001, 0.01]}}, "max_epochs": 20}}')
     max_epochs = raw.get("max_epochs", DEFAULTS["max_epochs"])
