@@ -59,6 +59,11 @@ def test_malformed_space_files(tmp_path, content, match):
         get_space(str(path))
 
 
+def test_a_missing_space_file_is_named(tmp_path):
+    with pytest.raises(InputError, match=r"space file '.*none\.json' does not exist"):
+        get_space(str(tmp_path / "none.json"))
+
+
 def test_unknown_space_lists_choices():
     with pytest.raises(InputError, match="unknown space 'nonsense'; choose from smoke, quick, full"):
         get_space("nonsense")
