@@ -16,12 +16,12 @@ trial reads it from there. Two figures, measured in one run on a local Ray with
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 
 import numpy as np
 import ray
 from ray import tune
+from trial_overhead import wall_per_trial
 
 from trainables import Dataset, load_datasets, train_fn
 
@@ -48,16 +48,9 @@ def data_fetch_seconds(datasets: dict[int, Dataset]) -> tuple[float, bool, int]:
 
 def setup_seconds(datasets: dict[int, Dataset], size: int, *, trials: int, reuse: bool) -> float:
     """Median ``setup_s`` of ``trials`` one-epoch trials of the study's CNN."""
-    trainable = tune.with_resources(tune.with_parameters(train_fn, datasets=datasets, image_size=size), {"cpu": 1})
-    with tempfile.TemporaryDirectory() as storage:
-        results = tune.Tuner(
-            trainable,
-            param_space={"architecture": "cnn", "max_epochs": 1, "seed": tune.grid_search(list(range(trials)))},
-            tune_config=tune.TuneConfig(reuse_actors=reuse),
-            run_config=tune.RunConfig(storage_path=storage, verbose=0),
-        ).fit()
-    assert not results.errors, results.errors
-    return float(np.median([r.metrics["setup_s"] for r in results]))
+    trainable = tune.with_parameters(train_fn, datasets=datasets, image_size=size)
+    _, setup = wall_per_trial(trainable, {"architecture": "cnn", "max_epochs": 1}, trials=trials, reuse=reuse)
+    return setup
 
 
 def main() -> None:

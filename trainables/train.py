@@ -130,7 +130,7 @@ def run_trial(
         torch.set_rng_state(resume_from["torch_rng"])
         first_epoch = resume_from["epoch"] + 1
     setup_s = time.perf_counter() - started  # data, model, optimiser ready: the first step comes next
-    last_checkpoint = time.perf_counter()
+    last_checkpoint = time.perf_counter()  # the clock of checkpoints.period_s starts with training
 
     for epoch in range(first_epoch, cfg.max_epochs + 1):
         if stopper.should_stop:
@@ -289,12 +289,13 @@ def train_fn(config: dict[str, Any], *, datasets: dict[int, Dataset], imagenet_s
             resume_from = load_state(folder)
 
     def report(metrics: dict[str, float], state: dict[str, Any] | None) -> None:
+        metrics = {**metrics, "node_id": node_id}
         if state is None:
-            tune.report({**metrics, "node_id": node_id})
+            tune.report(metrics)
             return
         with tempfile.TemporaryDirectory() as folder:
             save_state(state, folder)
-            tune.report({**metrics, "node_id": node_id}, checkpoint=tune.Checkpoint.from_directory(folder))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
     run_trial(cfg, datasets[size], report=report, imagenet_state=(imagenet_states or {}).get(cfg.architecture),
               resume_from=resume_from, started=started, checkpoints=checkpoints)
