@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from ray import tune
 from torch import nn
 
 from search.run import load_experiment_data
-from trainables import Dataset, Split, TrialConfig, kept_model, load_state
-from trainables.train import EVAL_BATCH_SIZE, data_device, evaluate, make_loader
+from trainables import Dataset, Scores, TrialConfig, data_device, kept_model, load_kept, score_split
 
-
-@dataclass(frozen=True)
-class Scores:
-    """True labels and positive-class probabilities of one split."""
-
-    y_true: np.ndarray
-    y_score: np.ndarray
-
-    def predictions(self, threshold: float | None = None) -> np.ndarray:
-        """Hard labels: argmax (probability > 0.5) by default, else ``score >= threshold``."""
-        if threshold is None:
-            return (self.y_score > 0.5).astype(int)
-        return (self.y_score >= threshold).astype(int)
+__all__ = ["Scores", "load_kept_model", "rebuild_datasets", "score_split"]
 
 
 def rebuild_datasets(settings: dict[str, Any], architectures: Iterable[str]) -> dict[int, Dataset]:
@@ -37,14 +22,6 @@ def rebuild_datasets(settings: dict[str, Any], architectures: Iterable[str]) -> 
 def load_kept_model(checkpoint: tune.Checkpoint) -> tuple[nn.Module, TrialConfig, int]:
     """The kept (lowest-val-loss) model of a checkpoint, its config and its image size."""
     with checkpoint.as_directory() as folder:
-        state = load_state(folder)
-    model, cfg = kept_model(state)
-    return model.to(data_device()), cfg, state["image_size"]
-
-
-def score_split(model: nn.Module, cfg: TrialConfig, split: Split) -> Scores:
-    """Positive-class probabilities of a model on one split."""
-    device = next(model.parameters()).device
-    loader = make_loader(split, cfg, batch_size=EVAL_BATCH_SIZE, device=device)
-    _, y_true, y_score = evaluate(model, loader, nn.CrossEntropyLoss())
-    return Scores(y_true, y_score)
+        kept = load_kept(folder)
+    model, cfg = kept_model(kept, device=data_device())
+    return model, cfg, kept["image_size"]

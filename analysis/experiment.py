@@ -17,7 +17,8 @@ import pyarrow.fs
 from ray import tune
 
 from search.results import SETTINGS_FILE, trial_row
-from trainables import DEFAULTS
+from search.retention import has_checkpoint_file
+from trainables import DEFAULTS, KEPT_FILE
 
 
 class ExperimentError(ValueError):
@@ -58,7 +59,8 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
         metrics = trial.last_result or {}
         error = _error_line(trial)
         rows.append(trial_row(trial_id=trial.trial_id, config=trial.config, metrics=metrics, error=error,
-                              path=trial.storage.trial_fs_path, max_epochs=max_epochs))
+                              path=trial.storage.trial_fs_path, max_epochs=max_epochs,
+                              weights_kept=has_checkpoint_file(trial.checkpoint, KEPT_FILE)))
         if trial.checkpoint is not None:
             checkpoints[trial.trial_id] = trial.checkpoint
         frame = analysis.trial_dataframes.get(trial.trial_id)

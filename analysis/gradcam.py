@@ -20,7 +20,7 @@ from pytorch_grad_cam.utils.image import show_cam_on_image  # noqa: E402
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
 from torch import nn  # noqa: E402
 
-from trainables import Split, TrialConfig, get_spec  # noqa: E402
+from trainables import Split, TrialConfig, get_spec, placement  # noqa: E402
 from trainables.train import make_loader  # noqa: E402
 
 POSITIVE = 1  # index of the minority class's logit
@@ -47,7 +47,7 @@ def gradcam_figure(model: nn.Module, cfg: TrialConfig, split: Split, y_pred: np.
     if not any(len(v) for v in examples.values()):
         return None
     device = next(model.parameters()).device
-    loader = make_loader(split, cfg, batch_size=1, device=device)
+    loader = make_loader(split, cfg, batch_size=1, where=placement(cfg.architecture, split.images.shape[-1], device))
     layer = get_spec(cfg.architecture).gradcam_layer(model)
     fig, axes = plt.subplots(len(KINDS), per_kind, figsize=(1.9 * per_kind, 2.1 * len(KINDS)), squeeze=False)
     for row, (kind, indices) in enumerate(examples.items()):

@@ -98,7 +98,7 @@ def _settings_section(doc: Document, experiment: Experiment) -> None:
 
 def _comparison_section(doc: Document, experiment: Experiment, scored: pd.DataFrame) -> None:
     doc.heading("Best configuration per architecture x strategy x augmentation (validation)")
-    best = best_per_group(rank_trials(scored, mode=experiment.mode), mode=experiment.mode)
+    best = best_per_group(scored, mode=experiment.mode)
     keys = [c for c in best if c.startswith("config/") and scored[c].astype(str).nunique() > 1]
     shown = keys + [c for c in SHOWN_METRICS if c in best]
     doc.table(best[shown].rename(columns=lambda c: c.removeprefix("config/")))

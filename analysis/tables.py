@@ -17,9 +17,14 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from search.results import GROUPS, best_per_group
 from trainables import guarded_objective
 
-GROUPS = ("config/architecture", "config/strategy", "config/augment")
+__all__ = [
+    "GROUPS", "best_per_group", "bootstrap_intervals", "choose_threshold", "confusion_frame", "report_frame",
+    "report_text", "require_columns",
+]
+
 REPORT_DIGITS = 4  # the study's classification reports have four decimals
 
 
@@ -28,24 +33,6 @@ def require_columns(frame: pd.DataFrame, columns: Sequence[str], *, what: str = 
     missing = [c for c in columns if c not in frame]
     if missing:
         raise ValueError(f"{what} lack column(s) {', '.join(missing)}; available: {', '.join(map(str, frame.columns))}")
-
-
-def best_per_group(
-    trials: pd.DataFrame, *, metric: str = "objective", mode: str = "max", groups: Sequence[str] = GROUPS
-) -> pd.DataFrame:
-    """The best trial of each group (architecture x strategy x augmentation), best groups first.
-
-    Ranks by ``metric`` as every trial reported it on validation; groups a
-    space does not vary are dropped from the key.
-    """
-    keys = [g for g in groups if g in trials]
-    require_columns(trials, [metric])
-    scored = trials.dropna(subset=[metric])
-    if scored.empty:
-        return scored
-    ordered = scored.sort_values(metric, ascending=mode == "min", kind="stable")
-    best = ordered.groupby(keys, sort=False, dropna=False).head(1) if keys else ordered.head(1)
-    return best.reset_index(drop=True)
 
 
 def report_text(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str]) -> str:

@@ -24,7 +24,7 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from trainables import TrialConfig, load_datasets, run_trial, save_state
+from trainables import TrialConfig, load_datasets, run_trial, save_checkpoint
 
 # (file suffix, function name) of each stage, as cProfile names them.
 STAGES = {
@@ -33,7 +33,7 @@ STAGES = {
     "train_pass": ("trainables/train.py", "train_one_epoch"),
     "val_pass": ("trainables/train.py", "evaluate"),
     "metrics": ("trainables/metrics.py", "classification_metrics"),
-    "checkpoint": ("trainables/checkpoints.py", "save_state"),
+    "checkpoint": ("trainables/checkpoints.py", "save_checkpoint"),
 }
 
 
@@ -56,7 +56,7 @@ def main() -> None:
     folder = tempfile.mkdtemp()
 
     def report(metrics, state):
-        save_state(state, folder)
+        save_checkpoint(folder, **state)
 
     run_trial(cfg, dataset, report=report)  # warm-up: allocator, kernels, imports
 

@@ -6,42 +6,53 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from ray import tune
 
-from search.tuner import OBJECTIVE
-from trainables import DEFAULTS, TIE_BREAKERS, Dataset, evaluate_split, kept_model, load_state
+from trainables import DEFAULTS, KEPT_FILE, TIE_BREAKERS, Dataset, data_device, evaluate_split, kept_model, load_kept
 
+OBJECTIVE = "objective"  # the guarded metric every trial reports (see trainables.metrics)
 TRIALS_FILE = "trials.csv"
 BEST_FILE = "best.json"
 SETTINGS_FILE = "search.json"  # how the experiment was run, so that analysis can rebuild its data
 KEPT_TIE_BREAKERS = tuple(f"kept_{k}" for k in TIE_BREAKERS)
+GROUPS = ("config/architecture", "config/strategy", "config/augment")  # the study's comparison
 LEADERBOARD_METRICS = ("objective", "kept_val_recall", "kept_val_precision", "kept_val_balanced_accuracy",
                        "kept_val_auc", "kept_epoch", "epochs")
 
 
 def trials_frame(results: tune.ResultGrid, *, max_epochs: int) -> pd.DataFrame:
     """One row per trial: ``config/...`` columns, the kept state's metrics, how the trial ended."""
+    from search.retention import has_checkpoint_file
+
     return pd.DataFrame([
         trial_row(trial_id=(r.metrics or {}).get("trial_id", Path(r.path).name), config=r.config or {},
                   metrics=r.metrics or {}, error=_one_line(r.error) if r.error else "", path=r.path,
-                  max_epochs=max_epochs)
+                  max_epochs=max_epochs, weights_kept=has_checkpoint_file(r.checkpoint, KEPT_FILE))
         for r in results
     ])
 
 
 def trial_row(*, trial_id: str, config: dict[str, Any], metrics: dict[str, Any], error: str, path: str,
-              max_epochs: int) -> dict[str, Any]:
-    """One row of ``trials.csv``: config, the kept state's metrics, how the trial ended."""
+              max_epochs: int, weights_kept: bool | None = None) -> dict[str, Any]:
+    """One row of ``trials.csv``: config, the kept state's metrics, how the trial ended, whether its weights stay.
+
+    ``weights_kept`` is False for a trial whose weights the search deleted
+    (search.retention): its metrics are all that is left of it.
+    """
     row: dict[str, Any] = {"trial_id": trial_id}
     row.update({f"config/{k}": v for k, v in config.items()})
     row["epochs"] = metrics.get("training_iteration", 0)
     row["ended_by"] = ended_by(metrics, errored=bool(error), max_epochs=max_epochs)
     row.update({k: v for k, v in metrics.items() if k == OBJECTIVE or k.startswith("kept_")})
     row["guard_passed"] = _guard_passed(metrics, config)
+    if "peak_gpu_mem_mib" in metrics:
+        row["peak_gpu_mem_mib"] = metrics["peak_gpu_mem_mib"]
+    row["weights_kept"] = weights_kept
     row["error"] = error
     row["node_id"] = metrics.get("node_id", "")
     row["path"] = path
@@ -84,6 +95,20 @@ def rank_trials(frame: pd.DataFrame, *, mode: str) -> pd.DataFrame:
     return frame.sort_values(keys, ascending=ascending, na_position="last", kind="stable")
 
 
+def best_per_group(trials: pd.DataFrame, *, mode: str = "max", groups: Sequence[str] = GROUPS) -> pd.DataFrame:
+    """The best trial of each group (architecture x strategy x augmentation), best groups first.
+
+    Trials are ordered as :func:`rank_trials` orders them; groups a space does
+    not vary are dropped from the key; trials without an objective are left out.
+    """
+    if OBJECTIVE not in trials:
+        raise ValueError(f"trials lack column(s) {OBJECTIVE}; available: {', '.join(map(str, trials.columns))}")
+    ranked = rank_trials(trials.dropna(subset=[OBJECTIVE]), mode=mode)
+    keys = [g for g in groups if g in ranked]
+    best = ranked.groupby(keys, sort=False, dropna=False).head(1) if keys else ranked.head(1)
+    return best.reset_index(drop=True)
+
+
 def leaderboard(frame: pd.DataFrame, *, mode: str, top: int = 5) -> pd.DataFrame:
     """The ``top`` trials, best first, showing only the config keys that vary."""
     ranked = rank_trials(frame, mode=mode).head(top)
@@ -106,9 +131,9 @@ def evaluate_best(results: tune.ResultGrid, frame: pd.DataFrame, datasets: dict[
     if best.checkpoint is None:
         return None
     with best.checkpoint.as_directory() as folder:
-        state = load_state(folder)
-    model, cfg = kept_model(state)
-    dataset = datasets[state["image_size"]]
+        kept = load_kept(folder)
+    model, cfg = kept_model(kept, device=data_device())
+    dataset = datasets[kept["image_size"]]
     return {
         "config": cfg.to_dict(),
         "trial_path": best.path,
@@ -123,9 +148,11 @@ def write_json_atomically(content: dict[str, Any], path: Path) -> Path:
 
 
 def ended_by(metrics: dict[str, Any], *, errored: bool, max_epochs: int) -> str:
-    """error, patience (early stopping), max_epochs, or scheduler (ASHA stopped it at a rung)."""
+    """error, diverged (a loss that is not finite), patience (early stopping), max_epochs, or scheduler (ASHA)."""
     if errored:
         return "error"
+    if metrics.get("diverged"):
+        return "diverged"
     if metrics.get("stopped_early"):
         return "patience"
     if metrics.get("training_iteration", 0) >= max_epochs:

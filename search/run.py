@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-period", type=float, default=60.0,
                    help="seconds of training between a trial's checkpoints, besides its last epoch and ASHA's rungs: "
                         "the most a crash loses (0: every epoch)")
+    p.add_argument("--keep-weights", type=int, default=10,
+                   help="finished trials whose kept weights stay on disk, besides the best of each architecture x "
+                        "strategy x augmentation; the others keep their metrics only")
     p.add_argument("--resume", action="store_true",
                    help="continue the interrupted experiment --name: finished trials are kept, unfinished ones "
                         "continue from their last checkpoint")
@@ -115,6 +118,8 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
     if args.max_failures < 0:
         raise InputError(f"--max-failures must be >= 0; got {args.max_failures}")
     _check_positive("--checkpoint-period", args.checkpoint_period, allow_zero=True)
+    if args.keep_weights < 1:
+        raise InputError(f"--keep-weights must be >= 1 (the chosen trial's weights); got {args.keep_weights}")
     if args.search == "grid" and args.num_samples is not None:
         raise InputError("--num-samples goes with --search optuna; grid search runs every combination once")
     fixed: dict[str, Any] = {
@@ -154,6 +159,7 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         max_concurrent_trials=args.max_concurrent_trials,
         seed=args.seed,
         checkpoint_period_s=args.checkpoint_period,
+        keep_weights=args.keep_weights,
         **asha_options,
     )
     if args.resume:

@@ -10,10 +10,10 @@ from typing import Any
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
+from search.retention import WeightRetention
 from search.spaces import Space
 from trainables import CheckpointPolicy, Dataset, asha_rungs, train_fn
 
-OBJECTIVE = "objective"  # the guarded metric every trial reports (see trainables.metrics)
 # What ASHA and Optuna compare: the objective with its ties broken as the final
 # ranking breaks them. On recall, many trials tie (at 1.0, or at the guard's
 # floor in their first epochs); ASHA lets every tie through a rung, so on the
@@ -42,6 +42,7 @@ class SearchSettings:
     grace_period: int = 1  # ASHA's first rung, in epochs
     reduction_factor: float = 4  # ASHA keeps the best 1/reduction_factor of each rung
     checkpoint_period_s: float = 60.0  # at most this much of a trial's training is lost to a crash
+    keep_weights: int = 10  # finished trials whose weights stay besides each group's best (search.retention)
 
     @property
     def max_epochs(self) -> int:
@@ -159,6 +160,8 @@ def build_tuner(settings: SearchSettings, *, datasets: dict[int, Dataset], image
         # write one only where needed (trainables.CheckpointPolicy).
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+        # Finished trials keep no resume state, and only the weights the analysis can need.
+        callbacks=[WeightRetention(mode=settings.mode, keep_best=settings.keep_weights)],
         verbose=1,
     )
     return tune.Tuner(trainable, param_space=param_space(settings), tune_config=tune_config, run_config=run_config)

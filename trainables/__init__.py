@@ -1,14 +1,33 @@
 """One trainable per trial: data, models, imbalance strategies, augmentation and the training loop."""
 
 from trainables.augmentation import augment_batch
-from trainables.checkpoints import EVERY_EPOCH, CheckpointPolicy, asha_rungs, load_state, save_state
+from trainables.checkpoints import (
+    EVERY_EPOCH,
+    KEPT_FILE,
+    RESUME_FILE,
+    CheckpointPolicy,
+    asha_rungs,
+    load_kept,
+    load_resume,
+    save_checkpoint,
+)
 from trainables.config import DEFAULTS, OPTIMIZERS, TrialConfig
 from trainables.data import DIGITS_IMAGE_SIZE, Dataset, Split, load_datasets, preferred_image_size, resize_images
+from trainables.device import GpuMemoryError, data_device, placement
 from trainables.errors import InputError
 from trainables.imbalance import ImbalanceSetup, create_strategy, list_strategies, register_strategy
 from trainables.loader import BatchLoader
-from trainables.metrics import METRIC_MODES, TIE_BREAKERS, classification_metrics, guarded_objective, tiebroken_objective
+from trainables.metrics import (
+    METRIC_MODES,
+    TIE_BREAKERS,
+    classification_metrics,
+    guarded_objective,
+    tiebroken_objective,
+    worst_objective,
+)
 from trainables.models import (
+    GpuMemory,
+    GpuRecipe,
     ModelSpec,
     check_input_size,
     create_model,
@@ -19,20 +38,24 @@ from trainables.models import (
     weights_path,
 )
 from trainables.train import (
+    EVAL_BATCH_SIZE,
     EarlyStopping,
+    Scores,
     evaluate_split,
     image_size_for,
     kept_model,
     run_trial,
+    score_split,
     train_fn,
 )
 
 __all__ = [
-    "DEFAULTS", "DIGITS_IMAGE_SIZE", "EVERY_EPOCH", "METRIC_MODES", "OPTIMIZERS", "TIE_BREAKERS", "asha_rungs",
-    "augment_batch", "BatchLoader", "check_input_size", "CheckpointPolicy", "classification_metrics",
-    "create_model", "create_strategy", "Dataset", "EarlyStopping", "evaluate_split", "get_spec",
-    "guarded_objective", "image_size_for", "ImbalanceSetup", "InputError", "kept_model", "list_models",
-    "list_strategies", "load_datasets", "load_pretrained_state", "load_state", "ModelSpec", "preferred_image_size",
-    "register_model", "register_strategy", "resize_images", "run_trial", "save_state", "Split",
-    "tiebroken_objective", "train_fn", "TrialConfig", "weights_path",
+    "DEFAULTS", "DIGITS_IMAGE_SIZE", "EVAL_BATCH_SIZE", "EVERY_EPOCH", "KEPT_FILE", "METRIC_MODES", "OPTIMIZERS",
+    "RESUME_FILE", "TIE_BREAKERS", "asha_rungs", "augment_batch", "BatchLoader", "check_input_size",
+    "CheckpointPolicy", "classification_metrics", "create_model", "create_strategy", "data_device", "Dataset",
+    "EarlyStopping", "evaluate_split", "get_spec", "GpuMemory", "GpuMemoryError", "GpuRecipe", "guarded_objective",
+    "image_size_for", "ImbalanceSetup", "InputError", "kept_model", "list_models", "list_strategies", "load_datasets",
+    "load_kept", "load_pretrained_state", "load_resume", "ModelSpec", "placement", "preferred_image_size",
+    "register_model", "register_strategy", "resize_images", "run_trial", "save_checkpoint", "score_split", "Scores",
+    "Split", "tiebroken_objective", "train_fn", "TrialConfig", "weights_path", "worst_objective",
 ]

@@ -15,22 +15,29 @@ BRIGHTNESS = 0.2  # factor drawn from [1 - 0.2, 1 + 0.2]
 CONTRAST = 0.2
 
 
-def augment_batch(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Flip and jitter float images in [0, 1] shaped ``(n, C, H, W)``; returns a new tensor."""
+DRAWS_PER_IMAGE = 3  # flip, brightness, contrast
+
+
+def augment_batch(images: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
+    """Flip and jitter float images in [0, 1] shaped ``(n, C, H, W)``; returns a new tensor.
+
+    ``draws`` holds ``(n, DRAWS_PER_IMAGE)`` uniform numbers in [0, 1) on the
+    images' device (see :func:`draw_augmentations`): a batch needs no random
+    numbers of its own, so no host-to-device copy per batch.
+    """
     n = images.shape[0]
-
-    def uniform(low: float, high: float) -> torch.Tensor:
-        # Draw on the CPU generator so results do not depend on the device.
-        draws = torch.rand(n, 1, 1, 1, generator=generator)
-        return (low + (high - low) * draws).to(images.device, images.dtype)
-
-    flip = torch.rand(n, generator=generator).lt(0.5).to(images.device).view(n, 1, 1, 1)
-    out = torch.where(flip, images.flip(-1), images)
-    out = (out * uniform(1 - BRIGHTNESS, 1 + BRIGHTNESS)).clamp_(0, 1)
+    flip_draw, brightness_draw, contrast_draw = draws.to(images.dtype).view(n, DRAWS_PER_IMAGE, 1, 1, 1).unbind(1)
+    out = torch.where(flip_draw < 0.5, images.flip(-1), images)
+    out = (out * (1 - BRIGHTNESS + 2 * BRIGHTNESS * brightness_draw)).clamp_(0, 1)
     # Contrast blends each image with the mean of its greyscale version, like torchvision.
     grey = _greyscale(out).mean(dim=(-3, -2, -1), keepdim=True)
-    factor = uniform(1 - CONTRAST, 1 + CONTRAST)
+    factor = 1 - CONTRAST + 2 * CONTRAST * contrast_draw
     return (grey + factor * (out - grey)).clamp_(0, 1)
+
+
+def draw_augmentations(count: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """The random numbers of ``count`` images' augmentation, drawn on the CPU generator (the same on any device)."""
+    return torch.rand(count, DRAWS_PER_IMAGE, generator=generator).to(device)
 
 
 def _greyscale(images: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
-from trainables.augmentation import augment_batch
+from trainables.augmentation import augment_batch, draw_augmentations
 
 
 class BatchLoader:
@@ -36,7 +36,15 @@ class BatchLoader:
     generator : torch.Generator, default=None
         Source of the order, the oversampling draws and the augmentation.
     memory_format : torch.memory_format, default=torch.contiguous_format
-        Layout of the batches (``channels_last`` on GPUs, to match the model).
+        Layout of the batches (``channels_last`` where the model's GPU recipe says so).
+    drop_last : bool, default=False
+        Leave out an epoch's last partial batch (when there is a full one), so
+        every training step has the same shape: on a GPU a new shape costs
+        cuDNN's autotuning again, and some kernels compile per shape.
+    pad_last : bool, default=False
+        Pad the last partial batch's images with zeros to a full batch (its
+        labels are not padded: the first ``len(labels)`` outputs are real), for
+        evaluation at one shape.
     """
 
     def __init__(
@@ -53,6 +61,8 @@ class BatchLoader:
         std: Sequence[float] | None = None,
         generator: torch.Generator | None = None,
         memory_format: torch.memory_format = torch.contiguous_format,
+        drop_last: bool = False,
+        pad_last: bool = False,
     ) -> None:
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise TypeError(f"images must be a uint8 tensor (n, C, H, W); got {images.dtype} {tuple(images.shape)}")
@@ -64,12 +74,18 @@ class BatchLoader:
         self.augment = augment
         self.channels = channels or images.shape[1]
         self.memory_format = memory_format
+        self.drop_last = drop_last
+        self.pad_last = pad_last
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
         self._mean = None if mean is None else torch.tensor(mean, device=images.device).view(1, -1, 1, 1)
         self._std = None if std is None else torch.tensor(std, device=images.device).view(1, -1, 1, 1)
 
     def __len__(self) -> int:
-        return -(-len(self.labels) // self.batch_size)
+        return -(-self._served(len(self.labels)) // self.batch_size)
+
+    def _served(self, n: int) -> int:
+        """Images served per epoch: all, or whole batches only when dropping the last partial one."""
+        return n - n % self.batch_size if self.drop_last and n >= self.batch_size else n
 
     def order(self) -> torch.Tensor:
         """Indices of one epoch, in the order they are served."""
@@ -82,16 +98,22 @@ class BatchLoader:
         return torch.arange(n)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = self.order().to(self.images.device)
+        order = self.order()
+        order = order[: self._served(len(order))].to(self.images.device)
+        draws = draw_augmentations(len(order), self.generator, self.images.device) if self.augment else None
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
-            yield self.prepare(self.images[idx]), self.labels[idx]
+            x = self.prepare(self.images[idx], None if draws is None else draws[start : start + self.batch_size])
+            if self.pad_last and len(idx) < self.batch_size:
+                x = torch.cat([x, x.new_zeros((self.batch_size - len(idx), *x.shape[1:]))])
+                x = x.contiguous(memory_format=self.memory_format)
+            yield x, self.labels[idx]
 
-    def prepare(self, batch: torch.Tensor) -> torch.Tensor:
-        """uint8 images to the model's normalised float input."""
+    def prepare(self, batch: torch.Tensor, draws: torch.Tensor | None = None) -> torch.Tensor:
+        """uint8 images to the model's normalised float input, augmented with ``draws`` when given."""
         x = batch.float().div_(255)
-        if self.augment:
-            x = augment_batch(x, self.generator)
+        if draws is not None:
+            x = augment_batch(x, draws)
         if x.shape[1] != self.channels:
             x = x.expand(-1, self.channels, -1, -1)
         if self._mean is not None:

@@ -28,6 +28,39 @@ NUM_CLASSES = 2  # index 1 is the positive (minority) class
 
 
 @dataclass(frozen=True)
+class GpuRecipe:
+    """How an architecture trains fastest on a GPU: bfloat16 autocast or fp32 (TF32), and the memory layout."""
+
+    bf16: bool
+    channels_last: bool
+
+
+FP32_CHANNELS_LAST = GpuRecipe(bf16=False, channels_last=True)
+FP32_NCHW = GpuRecipe(bf16=False, channels_last=False)
+BF16_CHANNELS_LAST = GpuRecipe(bf16=True, channels_last=True)
+
+
+@dataclass(frozen=True)
+class GpuMemory:
+    """Peak GPU memory (MiB reserved, one training epoch) measured at two batch sizes and one image size.
+
+    The peak grows about linearly with the batch (activations) from a fixed
+    part (weights, gradients, optimiser state, workspace); activations grow
+    with the image's area.
+    """
+
+    image_size: int
+    mib_at_batch_32: float
+    mib_at_batch_64: float
+
+    def peak_mib(self, *, batch_size: int, image_size: int) -> float:
+        """The expected peak at another batch size and image size."""
+        per_image = (self.mib_at_batch_64 - self.mib_at_batch_32) / 32
+        fixed = self.mib_at_batch_32 - 32 * per_image
+        return fixed + per_image * batch_size * (image_size / self.image_size) ** 2
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """What the rest of the code needs to know about one architecture."""
 
@@ -36,6 +69,13 @@ class ModelSpec:
     input_size: int  # pixels, the size the study fed it
     gradcam_layer: Callable[[nn.Module], nn.Module]
     imagenet_weights: tv.WeightsEnum | None = None  # None: trained from scratch only
+    # GPU recipe by image size: the entry of the largest threshold <= the size applies.
+    gpu_recipes: tuple[tuple[int, GpuRecipe], ...] = ((0, FP32_CHANNELS_LAST),)
+    gpu_memory: GpuMemory | None = None
+
+    def gpu_recipe(self, image_size: int) -> GpuRecipe:
+        """The precision and layout this architecture trains fastest with at ``image_size`` (docs/benchmarks.md)."""
+        return max((t, r) for t, r in self.gpu_recipes if t <= image_size)[1] if self.gpu_recipes else FP32_NCHW
 
     @property
     def pretrainable(self) -> bool:
@@ -59,13 +99,15 @@ def register_model(
     input_size: int,
     gradcam_layer: Callable[[nn.Module], nn.Module],
     imagenet_weights: tv.WeightsEnum | None = None,
+    gpu_recipes: tuple[tuple[int, GpuRecipe], ...] = ((0, FP32_CHANNELS_LAST),),
+    gpu_memory: GpuMemory | None = None,
 ) -> Callable[[Callable[[int, int], nn.Module]], Callable[[int, int], nn.Module]]:
     """Decorator that registers a factory ``(in_channels, image_size) -> nn.Module``."""
 
     def wrap(factory: Callable[[int, int], nn.Module]) -> Callable[[int, int], nn.Module]:
         if name in _MODELS:
             warnings.warn(f"model {name!r} registered again by {factory.__module__}; the new one wins", stacklevel=2)
-        _MODELS[name] = ModelSpec(name, factory, input_size, gradcam_layer, imagenet_weights)
+        _MODELS[name] = ModelSpec(name, factory, input_size, gradcam_layer, imagenet_weights, gpu_recipes, gpu_memory)
         return factory
 
     return wrap
@@ -92,10 +134,13 @@ def create_model(
     in_channels: int = 3,
     image_size: int | None = None,
     imagenet_state: dict[str, torch.Tensor] | None = None,
+    device: torch.device | str | None = None,
 ) -> nn.Module:
-    """A fresh model; with ``imagenet_state`` its backbone starts from those ImageNet weights."""
+    """A fresh model, built on ``device``; with ``imagenet_state`` its backbone starts from those ImageNet weights."""
     spec = get_spec(name)
-    model = spec.factory(spec.in_channels(in_channels), image_size or spec.input_size)
+    # Built where it trains: initialising on the CPU and copying costs a GPU trial its setup time.
+    with torch.device(device or "cpu"):
+        model = spec.factory(spec.in_channels(in_channels), image_size or spec.input_size)
     if imagenet_state is not None:
         if not spec.pretrainable:
             raise InputError(f"{name!r} has no ImageNet weights; it is trained from scratch")
@@ -149,7 +194,10 @@ def _head_names(model: nn.Module) -> set[str]:
     return {"fc"} if hasattr(model, "fc") else {"classifier.1"}
 
 
-# --- the study's CNNs ---------------------------------------------------------------------
+# --- the study's CNNs ---
+# GPU recipes and memory: steady training steps and peak memory of one trial on an H200 (torch 2.11,
+# batch 64, data on the GPU), measured for issue 9 and tabled in docs/benchmarks.md. bf16 is not
+# faster everywhere: the small models are bound by kernel launches, not by arithmetic.------------------------------------------------------------------
 
 
 class StudyCNN(nn.Module):
@@ -193,13 +241,17 @@ def _last_conv_block(model: nn.Module) -> nn.Module:
     return next(m for m in model.features[-1] if isinstance(m, nn.ReLU))
 
 
-@register_model("cnn", input_size=96, gradcam_layer=_last_conv_block)
+# cnn's recipe was not measured apart: it is cnn_bn's without the BatchNorm kernels.
+@register_model("cnn", input_size=96, gradcam_layer=_last_conv_block,
+                gpu_memory=GpuMemory(96, mib_at_batch_32=340, mib_at_batch_64=426))
 def cnn(in_channels: int, image_size: int) -> nn.Module:
     """The study's CNN without BatchNorm."""
     return StudyCNN(in_channels, image_size, batch_norm=False)
 
 
-@register_model("cnn_bn", input_size=96, gradcam_layer=_last_conv_block)
+# 96 px: fp32 + channels_last 3.8 ms a step, bf16 + channels_last 4.1, fp32 NCHW 4.5.
+@register_model("cnn_bn", input_size=96, gradcam_layer=_last_conv_block,
+                gpu_memory=GpuMemory(96, mib_at_batch_32=378, mib_at_batch_64=482))
 def cnn_bn(in_channels: int, image_size: int) -> nn.Module:
     """The study's CNN with BatchNorm after each conv."""
     return StudyCNN(in_channels, image_size, batch_norm=True)
@@ -213,22 +265,31 @@ def _with_two_way_fc(model: nn.Module) -> nn.Module:
     return model
 
 
+# 224 px: fp32 + channels_last 10.1 ms, fp32 NCHW 14.9, bf16 + channels_last 17.5.
 @register_model("resnet18", input_size=224, gradcam_layer=lambda m: m.layer4[-1],
-                imagenet_weights=tv.ResNet18_Weights.IMAGENET1K_V1)
+                imagenet_weights=tv.ResNet18_Weights.IMAGENET1K_V1,
+                gpu_memory=GpuMemory(224, mib_at_batch_32=1070, mib_at_batch_64=1464))
 def resnet18(in_channels: int, image_size: int) -> nn.Module:
     """torchvision ResNet18, ``fc`` replaced by a 2-way linear layer."""
     return _with_two_way_fc(tv.resnet18(weights=None))
 
 
+# 224 px: bf16 + channels_last 27.0 ms, fp32 + channels_last 30.2, fp32 NCHW 34.7.
 @register_model("resnet50", input_size=224, gradcam_layer=lambda m: m.layer4[-1],
-                imagenet_weights=tv.ResNet50_Weights.IMAGENET1K_V1)
+                imagenet_weights=tv.ResNet50_Weights.IMAGENET1K_V1, gpu_recipes=((0, BF16_CHANNELS_LAST),),
+                gpu_memory=GpuMemory(224, mib_at_batch_32=2492, mib_at_batch_64=3828))
 def resnet50(in_channels: int, image_size: int) -> nn.Module:
     """torchvision ResNet50, ``fc`` replaced by a 2-way linear layer."""
     return _with_two_way_fc(tv.resnet50(weights=None))
 
 
+# 128 px: fp32 NCHW 24.4 ms, fp32 + channels_last 31.1, bf16 + channels_last 44.4; 224 px: fp32 +
+# channels_last 36.7, bf16 + channels_last 36.9, fp32 NCHW 45.1. Its depthwise convolutions in
+# channels_last also compile kernels for every new input shape (4-10 s each).
 @register_model("efficientnet_b0", input_size=224, gradcam_layer=lambda m: m.features[-1],
-                imagenet_weights=tv.EfficientNet_B0_Weights.IMAGENET1K_V1)
+                imagenet_weights=tv.EfficientNet_B0_Weights.IMAGENET1K_V1,
+                gpu_recipes=((0, FP32_NCHW), (176, FP32_CHANNELS_LAST)),
+                gpu_memory=GpuMemory(224, mib_at_batch_32=2250, mib_at_batch_64=3770))
 def efficientnet_b0(in_channels: int, image_size: int) -> nn.Module:
     """torchvision EfficientNet-B0, ``classifier[1]`` replaced by a 2-way linear layer."""
     model = tv.efficientnet_b0(weights=None)

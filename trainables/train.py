@@ -13,7 +13,6 @@ import math
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,12 +20,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainables.checkpoints import EVERY_EPOCH, CheckpointPolicy, load_state, save_state
+from trainables.checkpoints import EVERY_EPOCH, CheckpointPolicy, load_resume, save_checkpoint
 from trainables.config import TrialConfig
 from trainables.data import Dataset, Split
+from trainables.device import (
+    GpuMemoryError,
+    Placement,
+    cap_gpu_memory,
+    peak_memory_mib,
+    placement,
+    reset_peak_memory,
+)
 from trainables.imbalance import create_strategy
 from trainables.loader import BatchLoader
-from trainables.metrics import classification_metrics, guarded_objective, tiebroken_objective
+from trainables.metrics import classification_metrics, guarded_objective, tiebroken_objective, worst_objective
 from trainables.models import create_model, get_spec
 
 EVAL_BATCH_SIZE = 256  # images per forward pass when evaluating; no effect on results
@@ -37,7 +44,22 @@ OPTIMIZERS: dict[str, Callable[[Any, float], torch.optim.Optimizer]] = {
     "sgd": lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=SGD_MOMENTUM),
 }
 
-Reporter = Callable[[dict[str, float], dict[str, Any] | None], None]  # (metrics, checkpoint state or None)
+# (metrics, checkpoint or None); a checkpoint is {"kept": deliverable, "resume": state or None}
+Reporter = Callable[[dict[str, float], dict[str, Any] | None], None]
+
+
+@dataclass(frozen=True)
+class Scores:
+    """True labels and positive-class probabilities of one split."""
+
+    y_true: np.ndarray
+    y_score: np.ndarray
+
+    def predictions(self, threshold: float | None = None) -> np.ndarray:
+        """Hard labels: argmax (probability > 0.5) by default, else ``score >= threshold``."""
+        if threshold is None:
+            return (self.y_score > 0.5).astype(int)
+        return (self.y_score >= threshold).astype(int)
 
 
 @dataclass
@@ -65,21 +87,19 @@ class EarlyStopping:
     def should_stop(self) -> bool:
         return self.bad_epochs >= self.patience
 
-    def state_dict(self) -> dict[str, Any]:
-        return dict(vars(self))
+    def counters(self) -> dict[str, Any]:
+        """What resumes the stopping rule; the kept weights and metrics travel in the deliverable."""
+        return {"best_loss": self.best_loss, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        vars(self).update(state)
+    def restore(self, counters: dict[str, Any], kept: dict[str, Any]) -> None:
+        """Continue from :meth:`counters` and a checkpoint's deliverable."""
+        vars(self).update(counters)
+        self.best_state, self.best_metrics = kept["weights"], dict(kept["metrics"])
 
 
 def image_size_for(architecture: str, *, override: int | None, source_default: int | None) -> int:
     """Pixels a trial's images have: ``override``, else the source's size, else the model's."""
     return override or source_default or get_spec(architecture).input_size
-
-
-def data_device() -> torch.device:
-    """The trial's device: the GPU Ray assigned it, if any."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def run_trial(
@@ -95,39 +115,40 @@ def run_trial(
 ) -> tuple[nn.Module, EarlyStopping]:
     """Train one configuration; return the model holding its kept (lowest val loss) weights.
 
-    ``report(metrics, state)`` is called once per epoch with the metrics and,
-    where ``checkpoints`` says so, everything needed to resume from that epoch
-    (``resume_from``); elsewhere ``state`` is None. ``started``
-    is the trial's start (``time.perf_counter()``); the seconds from it to the
-    first training step are reported as ``setup_s``.
+    ``report(metrics, checkpoint)`` is called once per epoch with the metrics
+    and, where ``checkpoints`` says so, ``{"kept": ..., "resume": ...}`` (see
+    trainables.checkpoints; ``resume`` is None after the last epoch, and a
+    resume state with its deliverable is what ``resume_from`` takes);
+    elsewhere ``checkpoint`` is None. ``started`` is the trial's start
+    (``time.perf_counter()``); the seconds from it to the first training step
+    are reported as ``setup_s``. A loss or score that is not finite ends the
+    trial as ``diverged``, with the worst objective.
     """
     started = time.perf_counter() if started is None else started
-    device = device or data_device()
-    torch.manual_seed(cfg.seed)  # model initialisation and dropout
+    where = placement(cfg.architecture, dataset.image_size, device)
+    reset_peak_memory(where.device)
+    torch.manual_seed(cfg.seed)  # model initialisation and dropout, on every device
     generator = torch.Generator().manual_seed(cfg.seed)  # batch order, oversampling, augmentation
     model = create_model(
         cfg.architecture,
         in_channels=dataset.channels,
         image_size=dataset.image_size,
         imagenet_state=imagenet_state if cfg.pretrained else None,
-    ).to(device, memory_format=_memory_format(device))
+        device=where.device,
+    ).to(memory_format=where.memory_format)
     setup = create_strategy(cfg.strategy, dataset.train.labels)
-    criterion = setup.criterion(device)
-    train_loader = make_loader(dataset.train, cfg, batch_size=cfg.batch_size, device=device, generator=generator,
+    criterion = setup.criterion(where.device)
+    train_loader = make_loader(dataset.train, cfg, batch_size=cfg.batch_size, where=where, generator=generator,
                                train=True, sample_weights=setup.sample_weights)
-    val_loader = make_loader(dataset.val, cfg, batch_size=EVAL_BATCH_SIZE, device=device)
+    val_loader = make_loader(dataset.val, cfg, batch_size=EVAL_BATCH_SIZE, where=where)
     optimizer = OPTIMIZERS[cfg.optimizer](model.parameters(), cfg.lr)
-    amp = _amp_dtype(device)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
     stopper = EarlyStopping(cfg.patience)
     first_epoch = 1
     if resume_from is not None:
         model.load_state_dict(resume_from["model"])
         optimizer.load_state_dict(resume_from["optimizer"])
-        scaler.load_state_dict(resume_from["scaler"])
-        stopper.load_state_dict(resume_from["early_stopping"])
-        generator.set_state(resume_from["generator"])
-        torch.set_rng_state(resume_from["torch_rng"])
+        stopper.restore(resume_from["early_stopping"], resume_from["kept"])
+        _set_rng_states(generator, resume_from)
         first_epoch = resume_from["epoch"] + 1
     setup_s = time.perf_counter() - started  # data, model, optimiser ready: the first step comes next
     last_checkpoint = time.perf_counter()  # the clock of checkpoints.period_s starts with training
@@ -135,46 +156,78 @@ def run_trial(
     for epoch in range(first_epoch, cfg.max_epochs + 1):
         if stopper.should_stop:
             break
-        train_loss = train_one_epoch(model, train_loader, criterion, optimizer, scaler, amp)
-        val_loss, y_true, y_score = evaluate(model, val_loader, criterion, amp)
-        metrics = {"val_loss": val_loss, **classification_metrics(y_true, y_score > 0.5, y_score, prefix="val_")}
-        stopper.step(epoch, val_loss, model, metrics)
-        kept = {f"kept_{k}": v for k, v in stopper.best_metrics.items()}
-        objective = guarded_objective(stopper.best_metrics, metric=cfg.metric, mode=cfg.mode,
-                                      min_balanced_accuracy=cfg.min_balanced_accuracy)
+        train_loss = train_one_epoch(model, train_loader, criterion, optimizer, where)
+        val_loss, scores = evaluate(model, val_loader, where)
+        diverged = not (math.isfinite(train_loss) and math.isfinite(val_loss) and np.isfinite(scores.y_score).all())
+        if diverged:
+            metrics = {"val_loss": val_loss}
+        else:
+            metrics = {"val_loss": val_loss,
+                       **classification_metrics(scores.y_true, scores.predictions(), scores.y_score, prefix="val_")}
+            stopper.step(epoch, val_loss, model, metrics)
+        objective = worst_objective(cfg.mode) if diverged else guarded_objective(
+            stopper.best_metrics, metric=cfg.metric, mode=cfg.mode, min_balanced_accuracy=cfg.min_balanced_accuracy)
         result = {
             "epoch": epoch,
             "train_loss": train_loss,
             **metrics,
             "kept_epoch": stopper.best_epoch,
-            **kept,
+            **{f"kept_{k}": v for k, v in stopper.best_metrics.items()},
             "objective": objective,
             "tiebroken_objective": tiebroken_objective(objective, stopper.best_metrics, mode=cfg.mode),
             "stopped_early": stopper.should_stop,
+            "diverged": diverged,
             "setup_s": setup_s,
+            **peak_memory_mib(where.device),
         }
-        last = stopper.should_stop or epoch == cfg.max_epochs
-        if not checkpoints.due(epoch, last=last, seconds_since_last=time.perf_counter() - last_checkpoint):
+        last = diverged or stopper.should_stop or epoch == cfg.max_epochs
+        due = checkpoints.due(epoch, last=last, seconds_since_last=time.perf_counter() - last_checkpoint)
+        if not due or stopper.best_state is None:  # nothing kept yet: a model that diverged at once
             report(result, None)
-            continue
-        last_checkpoint = time.perf_counter()
-        state = {
-            "epoch": epoch,
-            "config": cfg.to_dict(),
-            "data_channels": dataset.channels,
-            "image_size": dataset.image_size,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict(),
-            "early_stopping": stopper.state_dict(),
-            "generator": generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
-        }
-        report(result, state)
+        else:
+            last_checkpoint = time.perf_counter()
+            report(result, {"kept": _deliverable(cfg, dataset, stopper),
+                            "resume": None if last else _resume_state(epoch, model, optimizer, stopper, generator)})
+        if diverged:
+            break
 
     if stopper.best_state is not None:
         model.load_state_dict(stopper.best_state)
     return model, stopper
+
+
+def _deliverable(cfg: TrialConfig, dataset: Dataset, stopper: EarlyStopping) -> dict[str, Any]:
+    """What a trial delivers: its kept weights, with what it takes to rebuild and judge them."""
+    return {
+        "config": cfg.to_dict(),
+        "data_channels": dataset.channels,
+        "image_size": dataset.image_size,
+        "epoch": stopper.best_epoch,
+        "weights": stopper.best_state,
+        "metrics": stopper.best_metrics,
+    }
+
+
+def _resume_state(epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer, stopper: EarlyStopping,
+                  generator: torch.Generator) -> dict[str, Any]:
+    """What continues a trial after ``epoch`` with the values it would have had (with its deliverable)."""
+    return {
+        "epoch": epoch,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "early_stopping": stopper.counters(),
+        "generator": generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        # Dropout on a GPU draws from the CUDA generator: without it a resumed GPU trial diverges.
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
+
+
+def _set_rng_states(generator: torch.Generator, state: dict[str, Any]) -> None:
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    if state.get("cuda_rng") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
 
 
 def make_loader(
@@ -182,14 +235,18 @@ def make_loader(
     cfg: TrialConfig,
     *,
     batch_size: int,
-    device: torch.device,
+    where: Placement,
     generator: torch.Generator | None = None,
     train: bool = False,
     sample_weights: torch.Tensor | None = None,
 ) -> BatchLoader:
-    """A loader of ``split`` shaped for ``cfg``'s model; augmentation and shuffling on training only."""
+    """A loader of ``split`` shaped for ``cfg``'s model; augmentation and shuffling on training only.
+
+    Batch shapes stay fixed (full training batches; on a GPU, padded evaluation
+    batches), so that cuDNN tunes and compiles its kernels once per worker.
+    """
     spec = get_spec(cfg.architecture)
-    images = _as_tensor(split.images).to(device)
+    images = _as_tensor(split.images).to(where.device)
     norm = spec.normalization()
     return BatchLoader(
         images,
@@ -202,66 +259,70 @@ def make_loader(
         mean=norm[0] if norm else None,
         std=norm[1] if norm else None,
         generator=generator,
-        memory_format=_memory_format(device),
+        memory_format=where.memory_format,
+        drop_last=train,
+        pad_last=not train and where.device.type == "cuda",
     )
 
 
 def train_one_epoch(
-    model: nn.Module,
-    loader: BatchLoader,
-    criterion: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler,
-    amp: torch.dtype | None,
+    model: nn.Module, loader: BatchLoader, criterion: nn.Module, optimizer: torch.optim.Optimizer, where: Placement
 ) -> float:
-    """One pass over the training loader; the mean loss per example."""
+    """One pass over the training loader; the mean loss per example (one host sync, at the end)."""
     model.train()
     total, count = torch.zeros((), device=loader.images.device), 0
     for x, y in loader:
-        with _autocast(x.device, amp):
+        with where.autocast():
             loss = criterion(model(x), y)
         optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        loss.backward()
+        optimizer.step()
         total += loss.detach() * len(y)
         count += len(y)
     return float(total) / max(count, 1)
 
 
 @torch.no_grad()
-def evaluate(
-    model: nn.Module, loader: BatchLoader, criterion: nn.Module, amp: torch.dtype | None = None
-) -> tuple[float, np.ndarray, np.ndarray]:
-    """Mean loss, true labels and positive-class probabilities over ``loader``."""
+def evaluate(model: nn.Module, loader: BatchLoader, where: Placement) -> tuple[float, Scores]:
+    """Mean unweighted cross-entropy and the scores over ``loader``.
+
+    The loss is the plain one whatever the trial's imbalance strategy, so that
+    early stopping and the kept epoch mean the same across strategies.
+    """
     model.eval()
     losses, labels, scores = [], [], []
     for x, y in loader:
-        with _autocast(x.device, amp):
+        with where.autocast():
             logits = model(x)
-        logits = logits.float()
-        losses.append(criterion(logits, y) * len(y))
+        logits = logits[: len(y)].float()  # drop the padding of a last evaluation batch
+        losses.append(nn.functional.cross_entropy(logits, y, reduction="sum"))
         labels.append(y)
         scores.append(logits.softmax(dim=1)[:, 1])
     y_true = torch.cat(labels).cpu().numpy()
     loss = float(torch.stack(losses).sum()) / max(len(y_true), 1)
-    return loss, y_true, torch.cat(scores).cpu().numpy()
+    return loss, Scores(y_true, torch.cat(scores).cpu().numpy())
 
 
-def kept_model(state: dict[str, Any]) -> tuple[nn.Module, TrialConfig]:
-    """The model a checkpoint kept (its lowest-val-loss weights), in eval mode, and its config."""
-    cfg = TrialConfig.from_dict(state["config"])
-    model = create_model(cfg.architecture, in_channels=state["data_channels"], image_size=state["image_size"])
-    model.load_state_dict(state["early_stopping"]["best_state"])
+def kept_model(kept: dict[str, Any], device: torch.device | None = None) -> tuple[nn.Module, TrialConfig]:
+    """The model a trial delivered (its lowest-val-loss weights), in eval mode, and its config."""
+    cfg = TrialConfig.from_dict(kept["config"])
+    model = create_model(cfg.architecture, in_channels=kept["data_channels"], image_size=kept["image_size"],
+                         device=device)
+    model.load_state_dict(kept["weights"])
     return model.eval(), cfg
 
 
+def score_split(model: nn.Module, cfg: TrialConfig, split: Split) -> Scores:
+    """Positive-class probabilities of a trained model on one split."""
+    where = placement(cfg.architecture, split.images.shape[-1], next(model.parameters()).device)
+    return evaluate(model.to(memory_format=where.memory_format),
+                    make_loader(split, cfg, batch_size=EVAL_BATCH_SIZE, where=where), where)[1]
+
+
 def evaluate_split(model: nn.Module, cfg: TrialConfig, split: Split, *, prefix: str) -> dict[str, float]:
-    """Classification metrics of a trained model on one split."""
-    device = next(model.parameters()).device
-    loader = make_loader(split, cfg, batch_size=EVAL_BATCH_SIZE, device=device)
-    loss, y_true, y_score = evaluate(model, loader, nn.CrossEntropyLoss())
-    return {f"{prefix}loss": loss, **classification_metrics(y_true, y_score > 0.5, y_score, prefix=prefix)}
+    """Classification metrics of a trained model on one split (argmax decision)."""
+    scores = score_split(model, cfg, split)
+    return classification_metrics(scores.y_true, scores.predictions(), scores.y_score, prefix=prefix)
 
 
 def train_fn(config: dict[str, Any], *, datasets: dict[int, Dataset], imagenet_states: dict[str, dict] | None = None,
@@ -272,7 +333,8 @@ def train_fn(config: dict[str, Any], *, datasets: dict[int, Dataset], imagenet_s
     :class:`Dataset`) and ``imagenet_states`` (architecture -> state dict) go
     through the object store once, not into every trial's closure. The default
     ``checkpoints`` policy (every epoch) is right under any scheduler; a search
-    that knows where its scheduler stops trials passes a leaner one.
+    that knows where its scheduler stops trials passes a leaner one. A trial
+    given a fraction of a GPU caps its memory to that fraction.
     """
     import ray
     from ray import tune
@@ -280,13 +342,20 @@ def train_fn(config: dict[str, Any], *, datasets: dict[int, Dataset], imagenet_s
     started = time.perf_counter()
     cfg = TrialConfig.from_dict(config)
     size = image_size_for(cfg.architecture, override=cfg.image_size, source_default=image_size)
-    _match_threads_to_cpus()
+    resources = ray.get_runtime_context().get_assigned_resources()
+    _match_threads_to_cpus(resources.get("CPU"))
+    where = placement(cfg.architecture, size)
+    cap_mib = cap_gpu_memory(resources.get("GPU", 0.0), where.device)
     node_id = ray.get_runtime_context().get_node_id()  # which node of a cluster ran the trial
     resume_from = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            resume_from = load_state(folder)
+            resume_from = load_resume(folder)
+        if resume_from is None:
+            # The checkpoint of a trial that had finished (or been stopped) when the driver died, before
+            # Tune's last snapshot said so: there is nothing left to train, and its results stand.
+            return
 
     def report(metrics: dict[str, float], state: dict[str, Any] | None) -> None:
         metrics = {**metrics, "node_id": node_id}
@@ -294,18 +363,20 @@ def train_fn(config: dict[str, Any], *, datasets: dict[int, Dataset], imagenet_s
             tune.report(metrics)
             return
         with tempfile.TemporaryDirectory() as folder:
-            save_state(state, folder)
+            save_checkpoint(folder, kept=state["kept"], resume=state["resume"])
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
-    run_trial(cfg, datasets[size], report=report, imagenet_state=(imagenet_states or {}).get(cfg.architecture),
-              resume_from=resume_from, started=started, checkpoints=checkpoints)
+    try:
+        run_trial(cfg, datasets[size], report=report, imagenet_state=(imagenet_states or {}).get(cfg.architecture),
+                  device=where.device, resume_from=resume_from, started=started, checkpoints=checkpoints)
+    except torch.OutOfMemoryError:
+        share = f"its share of the GPU ({cap_mib:.0f} MiB)" if cap_mib else "the GPU's memory"
+        raise GpuMemoryError(f"{cfg.architecture} at {size} px, batch {cfg.batch_size} needs more than {share}; "
+                             "raise --gpus-per-trial, or pass --gpus-per-trial auto") from None
 
 
-def _match_threads_to_cpus() -> None:
+def _match_threads_to_cpus(cpus: float | None) -> None:
     """One torch thread per CPU Ray gave this trial, so concurrent trials do not oversubscribe."""
-    import ray
-
-    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
     if cpus:
         torch.set_num_threads(max(1, int(cpus)))
 
@@ -318,19 +389,3 @@ def _as_tensor(array: np.ndarray) -> torch.Tensor:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return torch.from_numpy(array)
-
-
-def _memory_format(device: torch.device) -> torch.memory_format:
-    """channels_last on GPUs, where convolutions run faster in NHWC under mixed precision."""
-    return torch.channels_last if device.type == "cuda" else torch.contiguous_format
-
-
-def _amp_dtype(device: torch.device) -> torch.dtype | None:
-    """Mixed precision on GPUs: bfloat16 where supported, else float16 (with loss scaling)."""
-    if device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
-def _autocast(device: torch.device, dtype: torch.dtype | None):
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()

@@ -11,7 +11,7 @@ import pytest
 
 from search.run import build_parser, data_options, main, prepare_inputs, run, settings_from_args
 from tests.conftest import tiny_dataset
-from trainables import load_state
+from trainables import KEPT_FILE, RESUME_FILE, load_kept
 
 FAST = ["--image-size", "16", "--max-epochs", "2"]  # seconds per trial on a CPU
 
@@ -94,8 +94,29 @@ def test_asha_scheduler(ray_session, tmp_path):
     recorded = json.loads((folder / "search.json").read_text())
     assert recorded["asha"] == {"grace_period": 1, "reduction_factor": 3.0}
     for trial in trials.itertuples():  # stopped at a rung or not, the checkpoint is that of the last report
-        state = load_state(max(Path(trial.path).glob("checkpoint_*")))
-        assert (state["epoch"], state["early_stopping"]["best_epoch"]) == (trial.epochs, trial.kept_epoch)
+        (checkpoint,) = Path(trial.path).glob("checkpoint_*")
+        assert load_kept(checkpoint)["epoch"] == trial.kept_epoch
+        assert not (checkpoint / RESUME_FILE).exists()  # finished, stopped or not: nothing to resume
+    assert set(trials["ended_by"]) & {"scheduler"}  # ASHA stopped some: their resume state went too
+
+
+def test_finished_trials_keep_only_the_weights_within_the_budget(ray_session, tmp_path):
+    # One group (cnn, no strategy, no augmentation) of three trials: with --keep-weights 1 only the best keeps its weights.
+    space = tmp_path / "lrs.json"
+    space.write_text(json.dumps({"dimensions": {"lr": [0.001, 0.003, 0.01]}, "max_epochs": 2}))
+    args = build_parser().parse_args(["--space", str(space), "--storage-path", str(tmp_path), "--name", "exp",
+                                      "--image-size", "16", "--keep-weights", "1"])
+    settings = settings_from_args(args)
+    datasets, states, size = prepare_inputs(settings, args)
+    folder = run(settings, datasets=datasets, imagenet_states=states, source_image_size=size,
+                 data_options=data_options(args))
+    trials = pd.read_csv(folder / "trials.csv")
+    best = json.loads((folder / "best.json").read_text())
+    kept = {row.trial_id: [p.name for p in Path(row.path).glob("checkpoint_*/*")] for row in trials.itertuples()}
+    assert sorted(map(sorted, kept.values())) == [[], [], [KEPT_FILE]]
+    (winner,) = [t for t, files in kept.items() if files]
+    assert trials.set_index("trial_id")["weights_kept"].to_dict() == {t: t == winner for t in kept}
+    assert Path(best["trial_path"]).name.startswith(f"train_fn_{winner}")
 
 
 def test_optuna_search(ray_session, tmp_path):

@@ -4,7 +4,17 @@ import pytest
 from ray.tune.schedulers.async_hyperband import _Bracket
 
 from tests.conftest import tiny_dataset
-from trainables import CheckpointPolicy, TrialConfig, asha_rungs, load_state, run_trial, save_state
+from trainables import (
+    KEPT_FILE,
+    RESUME_FILE,
+    CheckpointPolicy,
+    TrialConfig,
+    asha_rungs,
+    load_kept,
+    load_resume,
+    run_trial,
+    save_checkpoint,
+)
 
 
 @pytest.mark.parametrize(("grace", "factor", "max_t"), [(1, 4, 20), (5, 3, 20), (1, 3, 20), (2, 2.5, 30), (1, 4, 1)])
@@ -34,5 +44,18 @@ def test_an_early_stopped_trial_checkpoints_its_last_epoch_with_its_kept_weights
     epochs, reports = _checkpointed_epochs(cfg, CheckpointPolicy(period_s=math.inf))
     last_epoch, last_state = reports[-1]
     assert epochs == [last_epoch] and last_epoch < 30
-    save_state(last_state, tmp_path)
-    assert load_state(tmp_path)["early_stopping"]["best_epoch"] < last_epoch
+    save_checkpoint(tmp_path, **last_state)
+    assert load_kept(tmp_path)["epoch"] < last_epoch
+    # The last checkpoint is the deliverable alone: nothing to resume, no optimiser state on disk.
+    assert last_state["resume"] is None and load_resume(tmp_path) is None
+    assert [p.name for p in tmp_path.iterdir()] == [KEPT_FILE]
+
+
+def test_a_checkpoint_before_the_last_epoch_holds_the_resume_state_beside_the_deliverable(tmp_path):
+    cfg = TrialConfig.from_dict({"max_epochs": 3, "patience": 50})
+    _, reports = _checkpointed_epochs(cfg, CheckpointPolicy(epochs=frozenset({1}), period_s=math.inf))
+    save_checkpoint(tmp_path, **reports[0][1])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([KEPT_FILE, RESUME_FILE])
+    resume = load_resume(tmp_path)
+    assert resume["epoch"] == 1 and resume["kept"]["epoch"] == 1 and "optimizer" in resume
+    assert "weights" not in resume  # the kept weights are stored once, in the deliverable

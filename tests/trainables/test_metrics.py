@@ -41,3 +41,33 @@ def test_tiebroken_objective_orders_ties_by_balanced_accuracy_then_auc_and_keeps
     assert score(1.0, 0.97, 0.90) > score(1.0, 0.96, 1.00) > score(1.0, 0.96, 0.99) > score(998 / 999, 1.0, 1.0)
     assert score(0.3, 0.97, 0.9, mode="min") < score(0.3, 0.96, 0.9, mode="min") < score(0.302, 1.0, 1.0, mode="min")
     assert score(0.5, float("nan"), None) == 0.5  # one class in validation: nothing to break ties with
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_metrics_match_scikit_learn_with_ties_and_edge_cases(seed):
+    from sklearn import metrics as sk
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 60))
+    y_true = rng.integers(0, 2, n)
+    y_true[:2] = [0, 1]
+    y_score = rng.integers(0, 5, n) / 4  # few distinct values: many ties
+    y_pred = [(y_score > 0.5).astype(int), np.ones(n, int), np.zeros(n, int)][seed % 3]
+    m = classification_metrics(y_true, y_pred, y_score)
+    expected = {
+        "recall": sk.recall_score(y_true, y_pred, zero_division=0),
+        "precision": sk.precision_score(y_true, y_pred, zero_division=0),
+        "f1": sk.f1_score(y_true, y_pred, zero_division=0),
+        "f2": sk.fbeta_score(y_true, y_pred, beta=2, zero_division=0),
+        "auc": sk.roc_auc_score(y_true, y_score),
+        "ap": sk.average_precision_score(y_true, y_score),
+        "balanced_accuracy": sk.balanced_accuracy_score(y_true, y_pred),
+        "accuracy": sk.accuracy_score(y_true, y_pred),
+    }
+    for key, value in expected.items():
+        assert m[key] == pytest.approx(value, abs=1e-12), key
+
+
+def test_one_class_leaves_the_ranking_metrics_undefined():
+    m = classification_metrics(np.zeros(4), np.zeros(4), np.linspace(0, 1, 4))
+    assert np.isnan(m["auc"]) and np.isnan(m["ap"]) and np.isnan(m["balanced_accuracy"]) and m["accuracy"] == 1.0
