@@ -13,7 +13,17 @@ from typing import Any
 import pandas as pd
 from ray import tune
 
-from trainables import DEFAULTS, KEPT_FILE, TIE_BREAKERS, Dataset, data_device, evaluate_split, kept_model, load_kept
+from trainables import (
+    DEFAULTS,
+    KEPT_FILE,
+    TIE_BREAKERS,
+    Dataset,
+    classification_metrics,
+    data_device,
+    kept_model,
+    load_kept,
+    score_split,
+)
 
 OBJECTIVE = "objective"  # the guarded metric every trial reports (see trainables.metrics)
 TRIALS_FILE = "trials.csv"
@@ -133,13 +143,20 @@ def evaluate_best(results: tune.ResultGrid, frame: pd.DataFrame, datasets: dict[
     with best.checkpoint.as_directory() as folder:
         kept = load_kept(folder)
     model, cfg = kept_model(kept, device=data_device())
-    dataset = datasets[kept["image_size"]]
-    return {
+    scores = score_split(model, cfg, datasets[kept["image_size"]].test)
+    threshold = kept["metrics"].get("val_threshold_at_recall", math.nan)
+    chosen = {
         "config": cfg.to_dict(),
         "trial_path": best.path,
         "val": {k.removeprefix("kept_"): v for k, v in best.metrics.items() if k.startswith("kept_val_")},
-        "test": evaluate_split(model, cfg, dataset.test, prefix="test_"),
+        "test": classification_metrics(scores.y_true, scores.predictions(), scores.y_score, prefix="test_"),
     }
+    if not math.isnan(threshold):
+        # The operating point delivered with the model: set on validation for --target-recall, applied as is.
+        chosen["operating_threshold"] = threshold
+        chosen["test_at_operating_threshold"] = classification_metrics(
+            scores.y_true, scores.predictions(threshold), scores.y_score, prefix="test_")
+    return chosen
 
 
 def write_json_atomically(content: dict[str, Any], path: Path) -> Path:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from search.files import read_json
+from search.resources import AUTO, describe_shares, local_gpu_mib
 from search.spaces import get_space, list_spaces, validate_space
 from search.tuner import SCHEDULERS, SEARCHERS, SearchSettings
 from trainables import (
@@ -65,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-samples", type=int, default=None, help=f"trials Optuna draws (default {DEFAULT_OPTUNA_SAMPLES})")
     p.add_argument("--metric", choices=list(METRIC_MODES), default=DEFAULTS["metric"], help="validation metric to optimise")
     p.add_argument("--mode", choices=("max", "min"), default=None, help="default: the metric's natural direction")
+    p.add_argument("--target-recall", type=float, default=DEFAULTS["target_recall"],
+                   help="recall of the operating point: the threshold delivered with the model is the highest whose "
+                        "validation recall reaches it; val_specificity_at_recall and val_precision_at_recall rank at it")
     p.add_argument("--min-balanced-accuracy", type=float, default=DEFAULTS["min_balanced_accuracy"],
                    help="degenerate-model guard: trials below it rank after all others (0 disables)")
     p.add_argument("--max-epochs", type=int, default=None, help="epochs per trial at most (default: the space's)")
@@ -75,7 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="experiment name (default: <space>-<scheduler>-<search>-<time>)")
     p.add_argument("--address", default=None, help="address of a running Ray cluster (default: start a local Ray)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
-    p.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions share a GPU between trials")
+    p.add_argument("--gpus-per-trial", default="0", metavar="SHARE",
+                   help="GPU share of each trial (fractions share a GPU), or auto: each architecture's share from its "
+                        "measured memory, so that trials fill the card without exceeding it (docs/benchmarks.md)")
+    p.add_argument("--gpu-memory-gib", type=float, default=None,
+                   help="with --gpus-per-trial auto: one GPU's memory (default: this machine's GPU)")
     p.add_argument("--max-concurrent-trials", type=int, default=None)
     p.add_argument("--max-failures", type=int, default=0, help="retries of a trial whose worker dies")
     p.add_argument("--checkpoint-period", type=float, default=60.0,
@@ -100,9 +108,8 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         raise InputError(f"--metric {args.metric} is best when {'high' if natural == 'max' else 'low'}; "
                          f"--mode {args.mode} would pick the worst trials (omit --mode)")
     _check_positive("--cpus-per-trial", args.cpus_per_trial, allow_zero=False)
-    _check_positive("--gpus-per-trial", args.gpus_per_trial, allow_zero=True)
-    if args.gpus_per_trial > 1 and args.gpus_per_trial != int(args.gpus_per_trial):
-        raise InputError(f"--gpus-per-trial above 1 must be a whole number; got {args.gpus_per_trial}")
+    gpus = _gpu_share(args.gpus_per_trial)
+    gpu_memory_mib = _gpu_memory_mib(gpus, args.gpu_memory_gib)
     for flag, value in (("--max-epochs", args.max_epochs), ("--num-samples", args.num_samples),
                         ("--max-concurrent-trials", args.max_concurrent_trials)):
         if value is not None and value < 1:
@@ -126,6 +133,7 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         "seed": args.seed,
         "metric": args.metric,
         "min_balanced_accuracy": args.min_balanced_accuracy,
+        "target_recall": args.target_recall,
         "pretrained": not args.no_pretrained,
         "max_epochs": args.max_epochs or space.max_epochs,
     }
@@ -154,7 +162,8 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         mode=natural,
         fixed=fixed,
         cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial,
+        gpus_per_trial=gpus,
+        gpu_memory_mib=gpu_memory_mib,
         max_failures=args.max_failures,
         max_concurrent_trials=args.max_concurrent_trials,
         seed=args.seed,
@@ -271,6 +280,11 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
         print(f"\nChosen on validation; its test split, touched once: recall {test['test_recall']:.4f}, "
               f"precision {test['test_precision']:.4f}, F1 {test['test_f1']:.4f}, AUC {test['test_auc']:.4f} "
               f"({folder / BEST_FILE})")
+        if "test_at_operating_threshold" in best:
+            at = best["test_at_operating_threshold"]
+            print(f"At its operating threshold {best['operating_threshold']:.4f} (set on validation for recall "
+                  f">= {best['config']['target_recall']}): test recall {at['test_recall']:.4f}, "
+                  f"precision {at['test_precision']:.4f}, balanced accuracy {at['test_balanced_accuracy']:.4f}")
     return folder
 
 
@@ -284,6 +298,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         datasets, states, source_size = prepare_inputs(settings, args)
         print(next(iter(datasets.values())).summary())
+        if settings.gpus_per_trial == AUTO:
+            print(describe_shares(settings.space.dimensions, settings.fixed, gpu_mib=settings.gpu_memory_mib,
+                                  source_image_size=source_size))
         run(settings, datasets=datasets, imagenet_states=states, source_image_size=source_size,
             data_options=data_options(args), address=args.address, resume=args.resume,
             retry_errored=args.retry_errored)
@@ -349,6 +366,36 @@ def check_address(address: str | None, *, timeout_s: float = 5.0) -> None:
         reason = err.strerror or type(err).__name__
         raise InputError(f"cannot reach a Ray cluster at {address!r} ({reason}); is `ray start --head` running "
                          f"there, and is the port open to this machine?") from None
+
+
+def _gpu_share(text: str) -> float | str:
+    """``--gpus-per-trial``: ``auto``, a fraction of a GPU, or a whole number of GPUs."""
+    if text == AUTO:
+        return AUTO
+    try:
+        share = float(text)
+    except ValueError:
+        raise InputError(f"--gpus-per-trial must be a number or auto; got {text!r}") from None
+    _check_positive("--gpus-per-trial", share, allow_zero=True)
+    if share > 1 and share != int(share):
+        raise InputError(f"--gpus-per-trial above 1 must be a whole number; got {share}")
+    return share
+
+
+def _gpu_memory_mib(gpus: float | str, gpu_memory_gib: float | None) -> float | None:
+    """One GPU's memory for ``--gpus-per-trial auto``: the flag's, else this machine's GPU's."""
+    if gpu_memory_gib is not None:
+        if gpus != AUTO:
+            raise InputError("--gpu-memory-gib goes with --gpus-per-trial auto")
+        _check_positive("--gpu-memory-gib", gpu_memory_gib, allow_zero=False)
+        return gpu_memory_gib * 1024
+    if gpus != AUTO:
+        return None
+    found = local_gpu_mib()
+    if found is None:
+        raise InputError("--gpus-per-trial auto needs the GPU's memory: run where a GPU is visible, or pass "
+                         "--gpu-memory-gib (the memory of one GPU of the cluster)")
+    return found
 
 
 def _check_positive(flag: str, value: float, *, allow_zero: bool) -> None:

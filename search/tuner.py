@@ -10,6 +10,7 @@ from typing import Any
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
+from search.resources import trial_resources
 from search.retention import WeightRetention
 from search.spaces import Space
 from trainables import CheckpointPolicy, Dataset, asha_rungs, train_fn
@@ -34,7 +35,8 @@ class SearchSettings:
     mode: str = "max"
     fixed: dict[str, Any] = field(default_factory=dict)  # config keys set for every trial
     cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
+    gpus_per_trial: float | str = 0.0  # a share of a GPU, or "auto" (search.resources)
+    gpu_memory_mib: float | None = None  # one GPU's memory, for "auto"
     max_failures: int = 0
     max_concurrent_trials: int | None = None
     seed: int = 0
@@ -119,7 +121,9 @@ def make_trainable(settings: SearchSettings, *, datasets: dict[int, Dataset], im
                                    period_s=settings.checkpoint_period_s)
     trainable = tune.with_parameters(train_fn, datasets=datasets, imagenet_states=imagenet_states,
                                      image_size=source_image_size, checkpoints=checkpoints)
-    return tune.with_resources(trainable, {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial})
+    return tune.with_resources(trainable, trial_resources(
+        cpus=settings.cpus_per_trial, gpus=settings.gpus_per_trial, gpu_mib=settings.gpu_memory_mib,
+        source_image_size=source_image_size))
 
 
 def restore_tuner(settings: SearchSettings, *, retry_errored: bool, **inputs: Any) -> tune.Tuner:

@@ -11,6 +11,7 @@ from trainables.metrics import METRIC_MODES
 from trainables.models import get_spec
 
 OPTIMIZERS = ("adam", "sgd")  # sgd uses momentum 0.9, as in the study
+LR_SCHEDULE_NAMES = ("constant", "cosine")
 
 DEFAULTS: dict[str, Any] = {
     "architecture": "cnn",
@@ -20,11 +21,15 @@ DEFAULTS: dict[str, Any] = {
     "lr": 1e-3,  # learning rate
     "batch_size": 64,  # images per step
     "patience": 5,  # epochs without a lower val loss before stopping
+    "min_delta": 0.0,  # a val loss must fall by more than this to count as lower
+    "min_epochs": 1,  # early stopping waits at least this many epochs
+    "lr_schedule": "constant",  # constant, or cosine decay to 0 over max_epochs (see trainables.train.LR_SCHEDULES)
     "max_epochs": 20,  # epochs at most (ASHA's max_t)
     "seed": 0,  # seeds the model's initialisation, batch order and augmentation
     "pretrained": True,  # start ImageNet models from ImageNet weights
     "image_size": None,  # pixels; None = the data's size for this architecture
     "metric": "val_recall",  # what the search ranks by (see trainables.metrics.METRIC_MODES)
+    "target_recall": 0.9,  # recall of the operating point: val_*_at_recall and the delivered threshold
     "min_balanced_accuracy": 0.6,  # degenerate-model guard on the metric; 0 disables it
 }
 
@@ -40,11 +45,15 @@ class TrialConfig:
     lr: float
     batch_size: int
     patience: int
+    min_delta: float
+    min_epochs: int
+    lr_schedule: str
     max_epochs: int
     seed: int
     pretrained: bool
     image_size: int | None
     metric: str
+    target_recall: float
     min_balanced_accuracy: float
 
     @classmethod
@@ -61,12 +70,15 @@ class TrialConfig:
         for key in ("augment", "pretrained"):
             if not isinstance(c[key], bool):
                 raise InputError(f"{key} must be true or false; got {c[key]!r}")
-        for key, low in (("batch_size", 1), ("patience", 1), ("max_epochs", 1), ("seed", 0)):
+        _check_choice("lr_schedule", c["lr_schedule"], LR_SCHEDULE_NAMES)
+        for key, low in (("batch_size", 1), ("patience", 1), ("min_epochs", 1), ("max_epochs", 1), ("seed", 0)):
             _check_int(key, c[key], low)
         if c["image_size"] is not None:
             _check_int("image_size", c["image_size"], 8)
         _check_number("lr", c["lr"], low=0.0, low_open=True)
         _check_number("min_balanced_accuracy", c["min_balanced_accuracy"], low=0.0, high=1.0)
+        _check_number("target_recall", c["target_recall"], low=0.0, high=1.0, low_open=True)
+        _check_number("min_delta", c["min_delta"], low=0.0)
         return cls(**{f.name: c[f.name] for f in fields(cls)})
 
     @property

@@ -18,6 +18,8 @@ _TIE_WEIGHTS = (1e-3, 1e-6)
 
 # Metrics a search may optimise, and their direction.
 METRIC_MODES = {
+    "val_specificity_at_recall": "max",
+    "val_precision_at_recall": "max",
     "val_recall": "max",
     "val_precision": "max",
     "val_f1": "max",
@@ -30,7 +32,13 @@ METRIC_MODES = {
 }
 
 
-def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, y_score: np.ndarray, *, prefix: str = "") -> dict[str, float]:
+# Metrics of the scores' ranking, not of a 0.5 cut: a model that calls every image positive
+# gains nothing on them (its scores do not separate the classes), so they need no guard.
+SCORE_METRICS = frozenset({"val_auc", "val_ap", "val_specificity_at_recall", "val_precision_at_recall"})
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, y_score: np.ndarray, *, prefix: str = "",
+                           target_recall: float | None = None) -> dict[str, float]:
     """Recall, precision, F1, F2, ROC AUC, average precision and accuracies of the positive class.
 
     ``y_pred`` are hard predictions in {0, 1}; ``y_score`` the positive-class
@@ -39,6 +47,7 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, y_score: np.n
     the confusion counts with numpy, as scikit-learn defines them (zero where
     a ratio is 0/0), because scikit-learn's input validation cost 14 % of a
     small GPU trial's epoch; tests check every value against scikit-learn.
+    With ``target_recall``, also the operating point of :func:`operating_point`.
     """
     truth, called = np.asarray(y_true).astype(bool), np.asarray(y_pred).astype(bool)
     tp, fp = int(np.sum(truth & called)), int(np.sum(~truth & called))
@@ -56,7 +65,37 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, y_score: np.n
         "accuracy": _ratio(tp + tn, len(truth)),
         "predicted_positive_rate": _ratio(tp + fp, len(truth)),
     }
+    if target_recall is not None:
+        metrics.update(operating_point(truth, y_score, target_recall=target_recall) if both_classes else
+                       {"threshold_at_recall": math.nan, "precision_at_recall": math.nan,
+                        "specificity_at_recall": math.nan})
     return {f"{prefix}{k}": float(v) for k, v in metrics.items()}
+
+
+def operating_point(y_true: np.ndarray, y_score: np.ndarray, *, target_recall: float) -> dict[str, float]:
+    """The highest threshold whose recall reaches ``target_recall``, with the precision and specificity there.
+
+    A positive is called when ``score >= threshold``. Unlike recall at a 0.5
+    cut, which moves in steps of one positive, specificity at a fixed recall
+    moves in steps of one negative (the larger class), and it cannot be won by
+    calling everything positive.
+    """
+    thresholds, tps, fps = _counts_above_each_threshold(y_true, y_score)
+    reached = int(np.argmax(tps >= target_recall * tps[-1] - 1e-9))  # the first (highest) threshold that does
+    return {
+        "threshold_at_recall": float(thresholds[reached]),
+        "precision_at_recall": float(tps[reached] / (tps[reached] + fps[reached])),
+        "specificity_at_recall": float(1 - fps[reached] / max(fps[-1], 1)),
+    }
+
+
+def _counts_above_each_threshold(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Each distinct score, highest first, and the true and false positives at ``score >= it``."""
+    order = np.argsort(-np.asarray(y_score), kind="mergesort")
+    scores, truth = np.asarray(y_score)[order], np.asarray(y_true).astype(bool)[order]
+    last_of_each_score = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]
+    tps = np.cumsum(truth)[last_of_each_score]
+    return scores[last_of_each_score], tps, last_of_each_score + 1 - tps
 
 
 def roc_auc(y_true: np.ndarray, y_score: np.ndarray) -> float:
@@ -69,13 +108,8 @@ def roc_auc(y_true: np.ndarray, y_score: np.ndarray) -> float:
 
 def average_precision(y_true: np.ndarray, y_score: np.ndarray) -> float:
     """Average precision as scikit-learn computes it: precision summed over each recall step, no interpolation."""
-    order = np.argsort(-np.asarray(y_score), kind="mergesort")
-    scores, truth = np.asarray(y_score)[order], np.asarray(y_true).astype(bool)[order]
-    last_of_each_score = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]
-    tps = np.cumsum(truth)[last_of_each_score]
-    precision = tps / (last_of_each_score + 1)
-    recall = tps / tps[-1]
-    return float(np.sum(np.diff(recall, prepend=0.0) * precision))
+    _, tps, fps = _counts_above_each_threshold(y_true, y_score)
+    return float(np.sum(np.diff(tps / tps[-1], prepend=0.0) * tps / (tps + fps)))
 
 
 def _ratio(num: float, den: float) -> float:
@@ -89,10 +123,11 @@ def guarded_objective(metrics: dict[str, float], *, metric: str, mode: str, min_
     accuracy 0.5. For a metric maximised in [0, 1], a model whose balanced
     accuracy is below ``min_balanced_accuracy`` scores ``value - GUARD_PENALTY``:
     still ordered among the failures, but below every model that passes the floor.
-    Metrics minimised (losses) are not guarded.
+    Metrics minimised (losses) and metrics of the scores' ranking
+    (:data:`SCORE_METRICS`) are not guarded.
     """
     value = metrics[metric]
-    if mode == "min" or min_balanced_accuracy <= 0:
+    if mode == "min" or min_balanced_accuracy <= 0 or metric in SCORE_METRICS:
         return value
     balanced = metrics.get("val_balanced_accuracy", math.nan)
     passes = not math.isnan(balanced) and balanced >= min_balanced_accuracy

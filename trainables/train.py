@@ -44,6 +44,13 @@ OPTIMIZERS: dict[str, Callable[[Any, float], torch.optim.Optimizer]] = {
     "sgd": lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=SGD_MOMENTUM),
 }
 
+# Learning-rate schedules, stepped once per epoch. Cosine decays to 0 at max_epochs, so the last
+# epochs take small steps and the validation loss settles instead of jumping from epoch to epoch.
+LR_SCHEDULES: dict[str, Callable[[torch.optim.Optimizer, int], torch.optim.lr_scheduler.LRScheduler]] = {
+    "constant": lambda optimizer, epochs: torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0),
+    "cosine": lambda optimizer, epochs: torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs),
+}
+
 # (metrics, checkpoint or None); a checkpoint is {"kept": deliverable, "resume": state or None}
 Reporter = Callable[[dict[str, float], dict[str, Any] | None], None]
 
@@ -64,18 +71,26 @@ class Scores:
 
 @dataclass
 class EarlyStopping:
-    """Stop after ``patience`` epochs without a lower validation loss; keep the best weights."""
+    """Stop after ``patience`` epochs without a validation loss lower by ``min_delta``; keep the best weights.
+
+    It never stops before ``min_epochs``, so that one lucky or unlucky early
+    epoch cannot end a trial; the kept weights are still the lowest-loss ones.
+    """
 
     patience: int
+    min_delta: float = 0.0
+    min_epochs: int = 1
     best_loss: float = math.inf
     best_epoch: int = 0
     bad_epochs: int = 0
+    epoch: int = 0
     best_state: dict[str, torch.Tensor] | None = None  # CPU copy of the kept weights
     best_metrics: dict[str, float] = field(default_factory=dict)
 
     def step(self, epoch: int, val_loss: float, model: nn.Module, metrics: dict[str, float]) -> bool:
         """Record one epoch; True when it is the new best (and its weights are kept)."""
-        if val_loss < self.best_loss:
+        self.epoch = epoch
+        if val_loss < self.best_loss - self.min_delta:
             self.best_loss, self.best_epoch, self.bad_epochs = val_loss, epoch, 0
             self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
             self.best_metrics = dict(metrics)
@@ -85,11 +100,12 @@ class EarlyStopping:
 
     @property
     def should_stop(self) -> bool:
-        return self.bad_epochs >= self.patience
+        return self.bad_epochs >= self.patience and self.epoch >= self.min_epochs
 
     def counters(self) -> dict[str, Any]:
         """What resumes the stopping rule; the kept weights and metrics travel in the deliverable."""
-        return {"best_loss": self.best_loss, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
+        return {"best_loss": self.best_loss, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
+                "epoch": self.epoch}
 
     def restore(self, counters: dict[str, Any], kept: dict[str, Any]) -> None:
         """Continue from :meth:`counters` and a checkpoint's deliverable."""
@@ -142,11 +158,13 @@ def run_trial(
                                train=True, sample_weights=setup.sample_weights)
     val_loader = make_loader(dataset.val, cfg, batch_size=EVAL_BATCH_SIZE, where=where)
     optimizer = OPTIMIZERS[cfg.optimizer](model.parameters(), cfg.lr)
-    stopper = EarlyStopping(cfg.patience)
+    schedule = LR_SCHEDULES[cfg.lr_schedule](optimizer, cfg.max_epochs)
+    stopper = EarlyStopping(cfg.patience, min_delta=cfg.min_delta, min_epochs=cfg.min_epochs)
     first_epoch = 1
     if resume_from is not None:
         model.load_state_dict(resume_from["model"])
         optimizer.load_state_dict(resume_from["optimizer"])
+        schedule.load_state_dict(resume_from["lr_schedule"])
         stopper.restore(resume_from["early_stopping"], resume_from["kept"])
         _set_rng_states(generator, resume_from)
         first_epoch = resume_from["epoch"] + 1
@@ -157,13 +175,14 @@ def run_trial(
         if stopper.should_stop:
             break
         train_loss = train_one_epoch(model, train_loader, criterion, optimizer, where)
+        schedule.step()
         val_loss, scores = evaluate(model, val_loader, where)
         diverged = not (math.isfinite(train_loss) and math.isfinite(val_loss) and np.isfinite(scores.y_score).all())
         if diverged:
             metrics = {"val_loss": val_loss}
         else:
-            metrics = {"val_loss": val_loss,
-                       **classification_metrics(scores.y_true, scores.predictions(), scores.y_score, prefix="val_")}
+            metrics = {"val_loss": val_loss, **classification_metrics(
+                scores.y_true, scores.predictions(), scores.y_score, prefix="val_", target_recall=cfg.target_recall)}
             stopper.step(epoch, val_loss, model, metrics)
         objective = worst_objective(cfg.mode) if diverged else guarded_objective(
             stopper.best_metrics, metric=cfg.metric, mode=cfg.mode, min_balanced_accuracy=cfg.min_balanced_accuracy)
@@ -186,8 +205,8 @@ def run_trial(
             report(result, None)
         else:
             last_checkpoint = time.perf_counter()
-            report(result, {"kept": _deliverable(cfg, dataset, stopper),
-                            "resume": None if last else _resume_state(epoch, model, optimizer, stopper, generator)})
+            resume = None if last else _resume_state(epoch, model, optimizer, schedule, stopper, generator)
+            report(result, {"kept": _deliverable(cfg, dataset, stopper), "resume": resume})
         if diverged:
             break
 
@@ -208,13 +227,15 @@ def _deliverable(cfg: TrialConfig, dataset: Dataset, stopper: EarlyStopping) -> 
     }
 
 
-def _resume_state(epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer, stopper: EarlyStopping,
+def _resume_state(epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer,
+                  schedule: torch.optim.lr_scheduler.LRScheduler, stopper: EarlyStopping,
                   generator: torch.Generator) -> dict[str, Any]:
     """What continues a trial after ``epoch`` with the values it would have had (with its deliverable)."""
     return {
         "epoch": epoch,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
+        "lr_schedule": schedule.state_dict(),
         "early_stopping": stopper.counters(),
         "generator": generator.get_state(),
         "torch_rng": torch.get_rng_state(),

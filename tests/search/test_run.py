@@ -83,6 +83,9 @@ def test_grid_search_runs_every_smoke_trial(ray_session, tmp_path):
     assert trials["kept_val_recall"].between(0, 1).all() and (trials["error"].fillna("") == "").all()
     best = json.loads((folder / "best.json").read_text())
     assert best["config"]["architecture"] in {"cnn", "cnn_bn"} and 0 <= best["test"]["test_recall"] <= 1
+    # The operating threshold travels with the model, as validation set it, and the test report applies it.
+    assert best["operating_threshold"] == best["val"]["val_threshold_at_recall"]
+    assert 0 <= best["test_at_operating_threshold"]["test_recall"] <= 1
     recorded = json.loads((folder / "search.json").read_text())
     assert recorded["space"]["name"] == "smoke" and recorded["data"]["image_size"] == 16
 

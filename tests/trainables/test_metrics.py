@@ -71,3 +71,25 @@ def test_metrics_match_scikit_learn_with_ties_and_edge_cases(seed):
 def test_one_class_leaves_the_ranking_metrics_undefined():
     m = classification_metrics(np.zeros(4), np.zeros(4), np.linspace(0, 1, 4))
     assert np.isnan(m["auc"]) and np.isnan(m["ap"]) and np.isnan(m["balanced_accuracy"]) and m["accuracy"] == 1.0
+
+
+def test_the_operating_point_is_the_highest_threshold_reaching_the_target_recall():
+    from sklearn.metrics import precision_score, recall_score
+
+    scores = np.array([0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9, 0.95, 0.35])  # positives: 0.8, 0.9, 0.95, 0.35
+    m = classification_metrics(Y_TRUE, scores > 0.5, scores, target_recall=0.75)
+    assert m["threshold_at_recall"] == 0.8  # three of four positives at >= 0.8, none of the negatives
+    assert m["precision_at_recall"] == 1.0 and m["specificity_at_recall"] == 1.0
+    full = classification_metrics(Y_TRUE, scores > 0.5, scores, target_recall=1.0)
+    called = scores >= full["threshold_at_recall"]
+    assert full["threshold_at_recall"] == 0.35 and recall_score(Y_TRUE, called) == 1.0
+    assert full["precision_at_recall"] == pytest.approx(precision_score(Y_TRUE, called))
+    assert full["specificity_at_recall"] == pytest.approx(3 / 6)  # 0.1, 0.2 and 0.3 stay below
+
+
+def test_score_metrics_are_not_guarded_and_cannot_be_won_by_calling_everything_positive():
+    constant = classification_metrics(Y_TRUE, np.ones(10), np.full(10, 0.9), target_recall=0.9, prefix="val_")
+    assert constant["val_specificity_at_recall"] == 0.0 and constant["val_recall"] == 1.0
+    kw = dict(mode="max", min_balanced_accuracy=0.6)
+    assert guarded_objective(constant, metric="val_specificity_at_recall", **kw) == 0.0  # not demoted, still last
+    assert guarded_objective(constant, metric="val_recall", **kw) < 0

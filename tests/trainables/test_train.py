@@ -72,8 +72,36 @@ def test_trials_are_fresh_and_seeded():
     assert [m["val_loss"] for m, _ in first] != [m["val_loss"] for m, _ in other_seed]
 
 
-def test_resuming_from_a_checkpoint_continues_the_same_run():
-    cfg = TrialConfig.from_dict({"max_epochs": 4, "augment": True, "strategy": "oversampling"})
+def test_early_stopping_waits_min_epochs_and_ignores_gains_below_min_delta():
+    model = nn.Linear(2, 2)
+    stopper = EarlyStopping(patience=1, min_delta=0.05, min_epochs=4)
+    for epoch, loss in enumerate([0.9, 0.88, 0.87, 0.5], start=1):
+        stopper.step(epoch, loss, model, {})
+        assert not stopper.should_stop or epoch >= 4
+    assert stopper.best_epoch == 4  # 0.88 and 0.87 were not lower by more than 0.05
+    stopper.step(5, 0.49, model, {})
+    assert stopper.should_stop and stopper.best_epoch == 4
+
+
+def test_cosine_schedule_decays_the_learning_rate_and_changes_the_run():
+    data = tiny_dataset()
+    _, _, constant = _run(TrialConfig.from_dict({"max_epochs": 3}), data)
+    _, _, cosine = _run(TrialConfig.from_dict({"max_epochs": 3, "lr_schedule": "cosine"}), data)
+    assert constant[0][0]["val_loss"] == cosine[0][0]["val_loss"]  # the first epoch runs at the full rate
+    assert constant[-1][0]["val_loss"] != cosine[-1][0]["val_loss"]
+    assert cosine[-1][1]["kept"]["config"]["lr_schedule"] == "cosine"
+
+
+def test_every_epoch_reports_the_operating_point_at_the_target_recall():
+    _, _, reports = _run(TrialConfig.from_dict({"max_epochs": 2, "target_recall": 0.8}), tiny_dataset())
+    for metrics, _ in reports:
+        assert 0 <= metrics["val_threshold_at_recall"] <= 1 and 0 <= metrics["val_specificity_at_recall"] <= 1
+    assert reports[-1][1]["kept"]["metrics"]["val_threshold_at_recall"] == reports[-1][0]["kept_val_threshold_at_recall"]
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_resuming_from_a_checkpoint_continues_the_same_run(schedule):
+    cfg = TrialConfig.from_dict({"max_epochs": 4, "augment": True, "strategy": "oversampling", "lr_schedule": schedule})
     data = tiny_dataset()
     _, _, straight = _run(cfg, data)
     after_two = straight[1][1]
