@@ -31,7 +31,7 @@ FAST = ["--image-size", "16", "--max-epochs", "2"]  # seconds per trial on a CPU
         (["--image-size", "40", "--space", "smoke"], "divisible by 16"),
         (["--data", "/no/such/folder", "--space", "smoke"], "does not exist"),
         (["--space", "full", "--weights-dir", "/nowhere"], "ImageNet weights for 'resnet18' not found at '/nowhere/resnet18-f37072fd.pth'"),
-        (["--min-balanced-accuracy", "1.5"], "min_balanced_accuracy must be a number"),
+        (["--min-balanced-accuracy", "1.5"], "--min-balanced-accuracy must be a number >= 0.0 and <= 1.0; got 1.5"),
         (["--name", "taken"], "already exists; pass --resume to continue it or choose another --name"),
         (["--storage-path", "/proc/version/results"], "is a file"),
         (["--address", "127.0.0.1:1"], "cannot reach a Ray cluster at '127.0.0.1:1'"),
