@@ -1,9 +1,9 @@
 """Ctrl-C: an interrupted search writes nothing that looks final, and says the command that continues it.
 
-Ray Tune catches the first SIGINT inside ``Tuner.fit()``: it stops the
-trials, saves the experiment state and *returns*, as if the search had
-finished, and logs its own ``Tuner.restore(...)`` hint. Here a fit that
-returns with unfinished trials is an interruption (:class:`SearchInterrupted`),
+Ray Tune catches the first SIGINT inside ``Tuner.fit()``: it saves the
+experiment state, stops the trials and *returns*, as if the search had
+finished, and logs its own ``Tuner.restore(...)`` hint. Here a fit whose saved
+state has unfinished trials is an interruption (:class:`SearchInterrupted`),
 and the hint printed is this command line with ``--resume``.
 """
 
@@ -32,9 +32,20 @@ class SearchInterrupted(Exception):
         self.unfinished, self.total = unfinished, total
 
 
-def unfinished_trials(results: Any) -> int:
-    """Trials of a ``ResultGrid`` that neither terminated nor errored: nonzero only after an interruption."""
-    return len(results) - results.num_terminated - results.num_errors
+def unfinished_trials(folder: Path, *, expected: int) -> int:
+    """Trials that Tune's saved experiment has not finished: running, pending or paused there, or not created yet.
+
+    After a SIGINT, the ``ResultGrid`` that ``fit()`` returns calls the trials
+    it stopped terminated; the snapshot it saved just before still has them
+    running, and that snapshot is what ``--resume`` continues. A grid that
+    creates trials lazily (``--max-concurrent-trials``) may have created
+    fewer than ``expected``.
+    """
+    from ray import tune
+
+    trials = tune.ExperimentAnalysis(str(folder)).trials
+    finished = sum(trial.status in ("TERMINATED", "ERROR") for trial in trials)
+    return max(expected, len(trials)) - finished
 
 
 @contextmanager

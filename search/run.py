@@ -292,9 +292,10 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
         tuner = build_tuner(settings, **inputs)
     with tune_sigint():
         results = tuner.fit()
-    unfinished = unfinished_trials(results)
-    if unfinished:  # Tune caught a SIGINT, stopped the trials and saved the experiment
-        raise SearchInterrupted(unfinished, len(results))
+    expected = trial_count(settings)
+    unfinished = unfinished_trials(folder, expected=expected)
+    if unfinished:  # Tune caught a SIGINT, saved the experiment and stopped the trials
+        raise SearchInterrupted(unfinished, max(expected, len(results)))
     frame = trials_frame(results, max_epochs=settings.max_epochs)
     write_csv_atomically(frame, folder / TRIALS_FILE)
     print(f"\n{len(frame)} trials written to {folder / TRIALS_FILE}")
