@@ -404,9 +404,8 @@ def storage_folder(value: str) -> Path:
     if "://" in value:
         uri = urlparse(value)
         if uri.scheme != "file" or uri.netloc not in ("", "localhost"):
-            raise InputError(f"--storage-path {value!r} is a {uri.scheme}:// URI; only local or mounted folders "
-                             "(or file:// URIs) are supported: mount the bucket (e.g. with s3fs or gcsfuse) and "
-                             "pass the mount's path")
+            raise InputError(f"--storage-path {value!r}: URIs other than file:// are not supported; mount the "
+                             "bucket (e.g. with s3fs or gcsfuse) and pass the mount's path")
         value = unquote(uri.path)
     return Path(value).expanduser().resolve()
 
