@@ -1,7 +1,9 @@
 """Command line: ``python -m search.run --space quick`` runs a search and writes ``trials.csv``.
 
-Everything the user passes (flags, space, data, weights) is checked before
-Ray starts; a bad input is one line on stderr and exit status 2.
+Everything the user passes (flags, space, data, weights, resources) is checked
+before Ray starts; a bad input is one line on stderr and exit status 2. A
+search whose every trial errored exits 1; Ctrl-C exits 130 and prints the
+command that continues the experiment.
 """
 
 from __future__ import annotations
@@ -346,8 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrialsFailed as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 1
-    except (KeyboardInterrupt, SearchInterrupted):
-        print(f"{parser.prog}: {_interrupted(parser, args, settings)}", file=sys.stderr)
+    except (KeyboardInterrupt, SearchInterrupted) as err:
+        print(f"{parser.prog}: {_interrupted(parser, args, settings, err)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except OSError as err:
         if err.errno not in WRITE_ERRORS:
@@ -364,14 +366,16 @@ def trial_count(settings: SearchSettings) -> int:
     return settings.space.num_grid_trials if settings.search == "grid" else settings.num_samples
 
 
-def _interrupted(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: SearchSettings | None) -> str:
+def _interrupted(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: SearchSettings | None,
+                 err: BaseException) -> str:
     """What a Ctrl-C leaves, in one line: the command that continues the experiment, or that nothing was saved."""
     from ray import tune
 
     folder = settings.storage_path / settings.name if settings is not None else None
     if folder is not None and tune.Tuner.can_restore(folder):
         command = resume_command(parser, args, name=settings.name, storage_path=settings.storage_path)
-        return f"interrupted; the experiment is saved in {str(folder)!r}; continue it with: {command}"
+        counts = f" with {err.unfinished} of {err.total} trials unfinished" if isinstance(err, SearchInterrupted) else ""
+        return f"interrupted{counts}; the experiment is saved in {str(folder)!r}; continue it with: {command}"
     if folder is not None and not args.resume and folder.exists():
         # Only this run wrote there (a new experiment needs an empty folder), and Tune saved nothing:
         # without the folder the same command starts afresh, where --resume would be refused.

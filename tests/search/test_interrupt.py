@@ -26,6 +26,12 @@ def _epochs_reported(storage: Path) -> int:
     return sum(len(f.read_text().splitlines()) for f in storage.glob("*/train_fn_*/result.json"))
 
 
+def _finished(result_json: Path) -> bool:
+    """Whether a trial's reports end with early stopping or the epoch budget."""
+    rows = [json.loads(line) for line in result_json.read_text().splitlines() if line.strip()]
+    return bool(rows) and (rows[-1]["stopped_early"] or rows[-1]["training_iteration"] >= MAX_EPOCHS)
+
+
 def test_sigint_mid_training_exits_130_writes_nothing_final_and_the_printed_command_finishes(tmp_path):
     storage = tmp_path / "results"
     with open(tmp_path / "out", "w") as out, open(tmp_path / "err", "w") as err:
@@ -46,7 +52,9 @@ def test_sigint_mid_training_exits_130_writes_nothing_final_and_the_printed_comm
     (experiment,) = storage.iterdir()
     assert not (experiment / "trials.csv").exists() and not (experiment / "best.json").exists()
     last = stderr.strip().splitlines()[-1]
-    prefix = f"python -m search.run: interrupted; the experiment is saved in {str(experiment)!r}; continue it with: "
+    finished = sum(_finished(f) for f in experiment.glob("train_fn_*/result.json"))
+    prefix = (f"python -m search.run: interrupted with {4 - finished} of 4 trials unfinished; the experiment is saved "
+              f"in {str(experiment)!r}; continue it with: ")
     assert last.startswith(prefix), last
     assert "Tuner.restore(" not in stderr
     command = shlex.split(last.removeprefix(prefix))
