@@ -279,15 +279,16 @@ def _npz_as_uint8(images: dict[str, np.ndarray], path: Path) -> dict[str, np.nda
     from [0, 1] (or [0, 255]). Clipping instead would turn most of a 16-bit
     image white; a NaN would hide the range, so non-finite pixels are refused.
     """
+    shaped = {}
     for key, x in images.items():
         if x.ndim == 3:
             x = x[:, :, :, None]
         if x.ndim != 4 or x.shape[-1] not in (1, 3):
             raise InputError(f"{key} has shape {x.shape}; expected (n, H, W) or (n, H, W, C) with C = 1 or 3")
-        images[key] = x
-    scale = _pixel_scale(images, path)
+        shaped[key] = x
+    scale = _pixel_scale(shaped, path)
     out = {}
-    for key, x in images.items():
+    for key, x in shaped.items():
         if x.dtype != np.uint8 or scale != 1.0:
             x = np.clip(np.round(x.astype(np.float32) * scale), 0, 255).astype(np.uint8)
         out[key] = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
