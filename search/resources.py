@@ -73,6 +73,11 @@ def describe_shares(dimensions: dict[str, tuple[Any, ...]], fixed: dict[str, Any
     return f"GPU shares (auto, {gpu_mib / 1024:.0f} GiB per GPU): " + ", ".join(parts)
 
 
+def largest_gpu_request(gpus: float | str) -> float:
+    """The most GPU one trial can ask for: the fixed share, or a whole GPU under ``auto``."""
+    return 1.0 if gpus == AUTO else float(gpus)
+
+
 def local_gpu_mib() -> float | None:
     """Memory of this machine's first visible GPU in MiB, or None without one."""
     import torch

@@ -94,10 +94,13 @@ def rank_trials(frame: pd.DataFrame, *, mode: str) -> pd.DataFrame:
     Recall ties are common (several trials find every validation positive);
     the tie-breakers prefer the one that also gets the negatives right. A tie
     on all of them goes to the lowest trial id, so that every reader of an
-    experiment (this CLI, ``analysis``) picks the same trial.
+    experiment (this CLI, ``analysis``) picks the same trial. Errored trials
+    are left out: their metrics are those of a run cut short, and their kept
+    state may be the only one that looks good.
     """
     if frame.empty or OBJECTIVE not in frame:
         return frame.head(0)
+    frame = frame[~errored(frame)]
     keys = [k for k in (OBJECTIVE, *KEPT_TIE_BREAKERS) if k in frame]
     ascending = [mode == "min"] + [False] * (len(keys) - 1)
     if "trial_id" in frame:
@@ -117,6 +120,15 @@ def best_per_group(trials: pd.DataFrame, *, mode: str = "max", groups: Sequence[
     keys = [g for g in groups if g in ranked]
     best = ranked.groupby(keys, sort=False, dropna=False).head(1) if keys else ranked.head(1)
     return best.reset_index(drop=True)
+
+
+def errored(frame: pd.DataFrame) -> pd.Series:
+    """Per trial, whether it ended with an error (``ended_by``, else a non-empty ``error``)."""
+    if "ended_by" in frame:
+        return frame["ended_by"].eq("error")
+    if "error" in frame:
+        return frame["error"].fillna("").astype(str).ne("")
+    return pd.Series(False, index=frame.index)
 
 
 def leaderboard(frame: pd.DataFrame, *, mode: str, top: int = 5) -> pd.DataFrame:

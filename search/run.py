@@ -1,7 +1,9 @@
 """Command line: ``python -m search.run --space quick`` runs a search and writes ``trials.csv``.
 
-Everything the user passes (flags, space, data, weights) is checked before
-Ray starts; a bad input is one line on stderr and exit status 2.
+Everything the user passes (flags, space, data, weights, resources) is checked
+before Ray starts; a bad input is one line on stderr and exit status 2. A
+search whose every trial errored exits 1; Ctrl-C exits 130 and prints the
+command that continues the experiment.
 """
 
 from __future__ import annotations
@@ -10,16 +12,27 @@ import argparse
 import errno
 import json
 import os
-import socket
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
+from urllib.parse import unquote, urlparse
 
+from search.connect import check_address, init_ray
 from search.files import read_json
-from search.resources import AUTO, describe_shares, local_gpu_mib
-from search.spaces import get_space, list_spaces, validate_space
+from search.interrupt import EXIT_INTERRUPTED, SearchInterrupted, resume_command, tune_sigint, unfinished_trials
+from search.preflight import (
+    check_local_resources,
+    cluster_shortfall,
+    confirm_trial_count,
+    local_cpus,
+    local_gpus,
+)
+from search.resources import AUTO, describe_shares, largest_gpu_request, local_gpu_mib
+from search.spaces import Space, get_space, list_spaces
 from search.tuner import SCHEDULERS, SEARCHERS, SearchSettings
 from trainables import (
     DEFAULTS,
@@ -33,10 +46,19 @@ from trainables import (
     load_pretrained_state,
     preferred_image_size,
 )
+from trainables.config import check_value
 
 DEFAULT_OPTUNA_SAMPLES = 20
 # Storage failures while writing results (finished trials stay on disk, so --resume can pick up).
 WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EIO}
+NAME_MAX = 255  # bytes in one folder name on Linux and macOS file systems
+# Config keys set by a flag: a bad value is reported against the flag, not the key.
+FLAGS = {"seed": "--seed", "min_balanced_accuracy": "--min-balanced-accuracy", "max_epochs": "--max-epochs",
+         "image_size": "--image-size", "metric": "--metric", "pretrained": "--no-pretrained"}
+
+
+class TrialsFailed(Exception):
+    """Every trial of the search errored; ``trials.csv`` holds their errors."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -97,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "continue from their last checkpoint")
     p.add_argument("--retry-errored", action="store_true", help="with --resume: retry errored trials too")
     p.add_argument("--dry-run", action="store_true", help="print the trials and dimensions, start nothing")
+    p.add_argument("--yes", action="store_true",
+                   help="run a space of more than 2,000 trials without asking (needed when stdin is not a terminal)")
     return p
 
 
@@ -139,12 +163,18 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
     }
     if args.image_size is not None:
         fixed["image_size"] = args.image_size
+        if "image_size" in space.dimensions:
+            raise InputError(f"--image-size {args.image_size} conflicts with space {space.name!r}, which varies "
+                             f"image_size ({', '.join(map(str, space.dimensions['image_size']))}); drop one of them")
+    for key, value in fixed.items():
+        check_value(key, value, name=FLAGS[key])
     fixed = {k: v for k, v in fixed.items() if k not in space.dimensions}
-    validate_space(space, fixed)
     name = args.name or f"{space.name}-{args.scheduler}-{args.search}-{time.strftime('%Y%m%d-%H%M%S')}"
     if os.sep in name or name in ("", ".", ".."):
         raise InputError(f"--name must be a plain folder name; got {name!r}")
-    storage_path = _writable_folder(args.storage_path)
+    if len(name.encode()) > NAME_MAX:
+        raise InputError(f"--name is {len(name)} characters long; a folder name holds at most {NAME_MAX} bytes")
+    storage_path = _writable_folder(storage_folder(args.storage_path), flag_value=args.storage_path)
     folder = storage_path / name
     if args.retry_errored and not args.resume:
         raise InputError("--retry-errored goes with --resume")
@@ -172,8 +202,11 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         **asha_options,
     )
     if args.resume:
-        _check_same_experiment(settings, data_options(args))
+        _check_same_experiment(settings, data_options(args, space))
     check_address(args.address)
+    if args.address is None:
+        check_local_resources(cpus_per_trial=args.cpus_per_trial, gpus_per_trial=largest_gpu_request(gpus),
+                              cpus=local_cpus(), gpus=local_gpus())
     return settings
 
 
@@ -192,10 +225,11 @@ def _check_same_experiment(settings: SearchSettings, data: dict[str, Any]) -> No
 
 
 def prepare_inputs(settings: SearchSettings, args: argparse.Namespace) -> tuple[dict[int, Dataset], dict[str, dict], int | None]:
-    """Decode the data at every size the space needs and read the ImageNet weights it needs, once."""
+    """Decode the data at every size the space can produce and read the ImageNet weights it needs, once."""
     architectures = settings.space.architectures
-    options = data_options(args)
-    for architecture, size in image_sizes(architectures, options).items():
+    options = data_options(args, settings.space)
+    pairs = {(architecture, size) for (architecture, _), size in image_sizes(architectures, options).items()}
+    for architecture, size in sorted(pairs):  # every architecture x size a trial can have
         check_input_size(architecture, size)
     datasets = load_experiment_data(architectures, options)
     states = {}
@@ -204,12 +238,17 @@ def prepare_inputs(settings: SearchSettings, args: argparse.Namespace) -> tuple[
     return datasets, states, preferred_image_size(options["source"])
 
 
-def data_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The flags that decide the data, recorded so that the same splits can be rebuilt later."""
+def data_options(args: argparse.Namespace, space: Space | None = None) -> dict[str, Any]:
+    """The flags that decide the data, recorded so that the same splits can be rebuilt later.
+
+    ``image_size`` is ``--image-size``, or the list of sizes when ``space``
+    varies it: the sizes to decode, for this run and for ``analysis``.
+    """
+    varied = space is not None and "image_size" in space.dimensions
     return {
         "source": str(Path(args.data).expanduser().resolve()) if args.data not in (None, "digits") else None,
         "positive_class": args.positive_class,
-        "image_size": args.image_size,
+        "image_size": list(space.dimensions["image_size"]) if varied else args.image_size,
         "val_fraction": args.val_fraction,
         "test_fraction": args.test_fraction,
         "seed": args.seed,
@@ -217,10 +256,15 @@ def data_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def image_sizes(architectures: Iterable[str], data: dict[str, Any]) -> dict[str, int]:
-    """Pixels each architecture's images have under these data options (see :func:`data_options`)."""
+def image_sizes(architectures: Iterable[str], data: dict[str, Any]) -> dict[tuple[str, int | None], int]:
+    """Pixels of each architecture under each image size the data options allow (see :func:`data_options`).
+
+    Keyed by (architecture, ``image_size`` of the trial's config), as ``train_fn`` picks its data.
+    """
     source_size = preferred_image_size(data.get("source"))
-    return {a: image_size_for(a, override=data.get("image_size"), source_default=source_size) for a in architectures}
+    requested = data.get("image_size")
+    overrides = requested if isinstance(requested, list) else [requested]
+    return {(a, o): image_size_for(a, override=o, source_default=source_size) for a in architectures for o in overrides}
 
 
 def load_experiment_data(architectures: Iterable[str], data: dict[str, Any]) -> dict[int, Dataset]:
@@ -254,7 +298,8 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
     # at ASHA's first rung still do so every few seconds, and Tune would warn each time.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if not ray.is_initialized():
-        _init_ray(address)
+        init_ray(address)
+        _check_started_ray_fits(settings, address)
     inputs = {"datasets": datasets, "imagenet_states": imagenet_states, "source_image_size": source_image_size}
     folder = settings.storage_path / settings.name
     if resume:
@@ -262,12 +307,20 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
     else:
         write_json_atomically(settings.describe(data_options), folder / SETTINGS_FILE)
         tuner = build_tuner(settings, **inputs)
-    results = tuner.fit()
+    with tune_sigint():
+        results = tuner.fit()
+    expected = trial_count(settings)
+    unfinished = unfinished_trials(folder, expected=expected)
+    if unfinished:  # Tune caught a SIGINT, saved the experiment and stopped the trials
+        raise SearchInterrupted(unfinished, max(expected, len(results)))
     frame = trials_frame(results, max_epochs=settings.max_epochs)
     write_csv_atomically(frame, folder / TRIALS_FILE)
     print(f"\n{len(frame)} trials written to {folder / TRIALS_FILE}")
     if not frame.empty and "ended_by" in frame:
         print("ended by: " + ", ".join(f"{k} {v}" for k, v in frame["ended_by"].value_counts().items()))
+    if not frame.empty and (frame["ended_by"] == "error").all():
+        raise TrialsFailed(f"all {len(frame)} trials failed, the first with {frame['error'].iloc[0]} "
+                           f"(every error is in {folder / TRIALS_FILE})")
     board = leaderboard(frame, mode=settings.mode)
     if not board.empty:
         print(f"\nBest configurations by {settings.fixed.get('metric', DEFAULTS['metric'])} "
@@ -291,25 +344,36 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    settings = None
     try:
         settings = settings_from_args(args)
         if args.dry_run:
             print(settings.space.describe())
             return 0
+        if not args.resume:  # a resumed experiment was confirmed when it started
+            confirm_trial_count(trial_count(settings), what=f"space {settings.space.name!r}", yes=args.yes)
+        _create_folder(settings.storage_path, flag_value=args.storage_path)
+        if args.address:
+            print(f"{parser.prog}: note: with --address, --storage-path {str(settings.storage_path)!r} must be one "
+                  "folder shared by every node of the cluster (a network mount at the same path): trials write "
+                  "their checkpoints there", file=sys.stderr)
         datasets, states, source_size = prepare_inputs(settings, args)
         print(next(iter(datasets.values())).summary())
         if settings.gpus_per_trial == AUTO:
             print(describe_shares(settings.space.dimensions, settings.fixed, gpu_mib=settings.gpu_memory_mib,
                                   source_image_size=source_size))
         run(settings, datasets=datasets, imagenet_states=states, source_image_size=source_size,
-            data_options=data_options(args), address=args.address, resume=args.resume,
+            data_options=data_options(args, settings.space), address=args.address, resume=args.resume,
             retry_errored=args.retry_errored)
     except InputError as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted; continue with --resume --name {args.name or '<name>'}", file=sys.stderr)
-        return 130
+    except TrialsFailed as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, SearchInterrupted) as err:
+        print(f"{parser.prog}: {_interrupted(parser, args, settings, err)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except OSError as err:
         if err.errno not in WRITE_ERRORS:
             raise
@@ -320,52 +384,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _init_ray(address: str | None) -> None:
+def trial_count(settings: SearchSettings) -> int:
+    """Trials the search launches: the grid's product, or Optuna's samples."""
+    return settings.space.num_grid_trials if settings.search == "grid" else settings.num_samples
+
+
+def _interrupted(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: SearchSettings | None,
+                 err: BaseException) -> str:
+    """What a Ctrl-C leaves, in one line: the command that continues the experiment, or that nothing was saved."""
+    from ray import tune
+
+    folder = settings.storage_path / settings.name if settings is not None else None
+    if folder is not None and tune.Tuner.can_restore(folder):
+        command = resume_command(parser, args, name=settings.name, storage_path=settings.storage_path)
+        counts = f" with {err.unfinished} of {err.total} trials unfinished" if isinstance(err, SearchInterrupted) else ""
+        return f"interrupted{counts}; the experiment is saved in {str(folder)!r}; continue it with: {command}"
+    if folder is not None and not args.resume and folder.exists():
+        # Only this run wrote there (a new experiment needs an empty folder), and Tune saved nothing:
+        # without the folder the same command starts afresh, where --resume would be refused.
+        shutil.rmtree(folder, ignore_errors=True)
+    return "interrupted before any trial started; nothing was saved"
+
+
+def _check_started_ray_fits(settings: SearchSettings, address: str | None) -> None:
+    """Compare one trial's resources with the nodes Ray reports: an error locally, a note on a cluster."""
     import ray
-    from ray.exceptions import AuthenticationError
 
-    try:
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(include_dashboard=False, log_to_driver=False)
-    except AuthenticationError:
-        raise InputError(f"the Ray cluster at {address!r} uses token authentication and no token is set here: "
-                         "set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH to the cluster's token") from None
-    except (ConnectionError, ValueError, RuntimeError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        if not address:
-            raise InputError(f"cannot start a local Ray: {reason}") from None
-        # An unreachable port was ruled out by check_address; a refused token is the usual cause now.
-        token = "the token set here was refused" if _has_auth_token() else "no token is set here"
-        raise InputError(f"cannot connect to the Ray cluster at {address!r} ({reason}); if it uses token "
-                         f"authentication, {token}: set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH to the cluster's token") from None
-
-
-def _has_auth_token() -> bool:
-    """Whether this process would present a Ray auth token (env, token file, or ~/.ray/auth_token)."""
-    default = Path.home() / ".ray" / "auth_token"
-    return bool(os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH") or default.exists())
-
-
-def check_address(address: str | None, *, timeout_s: float = 5.0) -> None:
-    """A Ray address that answers: ``host:port`` or ``ray://host:port`` reachable over TCP, or ``auto``.
-
-    ray.init would otherwise retry an unreachable address for minutes.
-    """
-    if address is None or address == "auto":
+    if address is None:  # Ray may see fewer CPUs than the affinity mask (a container's CPU quota)
+        resources = ray.cluster_resources()
+        check_local_resources(cpus_per_trial=settings.cpus_per_trial,
+                              gpus_per_trial=largest_gpu_request(settings.gpus_per_trial),
+                              cpus=int(resources.get("CPU", 0)), gpus=int(resources.get("GPU", 0)))
         return
-    target = address.removeprefix("ray://")
-    host, _, port = target.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise InputError(f"--address {address!r} is not host:port (e.g. 10.0.0.5:6379, ray://head:10001 or auto)")
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
-            pass
-    except OSError as err:
-        reason = err.strerror or type(err).__name__
-        raise InputError(f"cannot reach a Ray cluster at {address!r} ({reason}); is `ray start --head` running "
-                         f"there, and is the port open to this machine?") from None
+    note = cluster_shortfall(ray.nodes(), cpus_per_trial=settings.cpus_per_trial,
+                             gpus_per_trial=largest_gpu_request(settings.gpus_per_trial), address=address)
+    if note:
+        print(f"python -m search.run: note: {note}", file=sys.stderr)
 
 
 def _gpu_share(text: str) -> float | str:
@@ -403,15 +457,38 @@ def _check_positive(flag: str, value: float, *, allow_zero: bool) -> None:
         raise InputError(f"{flag} must be {'>= 0' if allow_zero else '> 0'}; got {value}")
 
 
-def _writable_folder(path: str) -> Path:
-    """The absolute storage path, checked (not created: a dry run writes nothing) for writing."""
-    folder = Path(path).expanduser().resolve()
+def storage_folder(value: str) -> Path:
+    """``--storage-path`` as an absolute local folder: a path or a ``file://`` URI; other URIs are refused."""
+    if "://" in value:
+        uri = urlparse(value)
+        if uri.scheme != "file" or uri.netloc not in ("", "localhost"):
+            raise InputError(f"--storage-path {value!r}: URIs other than file:// are not supported; mount the "
+                             "bucket (e.g. with s3fs or gcsfuse) and pass the mount's path")
+        value = unquote(uri.path)
+    return Path(value).expanduser().resolve()
+
+
+def _writable_folder(folder: Path, *, flag_value: str) -> Path:
+    """``folder``, checked (not created: a dry run writes nothing) for writing."""
     existing = next(p for p in (folder, *folder.parents) if p.exists())
     if not existing.is_dir():
-        raise InputError(f"--storage-path {path!r} cannot be created: {str(existing)!r} is a file")
+        raise InputError(f"--storage-path {flag_value!r} cannot be created: {str(existing)!r} is a file")
     if not os.access(existing, os.W_OK):
-        raise InputError(f"--storage-path {path!r} is not writable")
+        raise InputError(f"--storage-path {flag_value!r} is not writable")
     return folder
+
+
+def _create_folder(folder: Path, *, flag_value: str) -> None:
+    """Create the storage folder and write a file there, before Ray starts: some folders refuse only then (/proc)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"--storage-path {flag_value!r} cannot be created: {err.strerror or err}") from None
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise InputError(f"--storage-path {flag_value!r} is not writable: {err.strerror or err}") from None
 
 
 if __name__ == "__main__":

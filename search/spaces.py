@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from search.files import read_json
-from trainables import DEFAULTS, InputError, TrialConfig
+from trainables import DEFAULTS, InputError
+from trainables.config import check_value
 
 STUDY_LRS = (0.001, 0.01, 0.1)
 STUDY_OPTIMIZERS = ("adam", "sgd")
@@ -24,6 +25,13 @@ STUDY_BATCH_SIZES = (32, 64)
 STUDY_PATIENCES = (5, 7, 10)
 STUDY_ARCHITECTURES = ("cnn", "cnn_bn", "resnet18", "resnet50", "efficientnet_b0")
 STUDY_STRATEGIES = ("none", "weighted_loss", "oversampling", "both")
+# Config keys that must be one value for the whole experiment, and why.
+NOT_DIMENSIONS = {
+    "metric": "because trials are ranked against each other on one metric; pass --metric",
+    "min_balanced_accuracy": "because trials are ranked under one guard; pass --min-balanced-accuracy",
+    "target_recall": "because trials are ranked at one operating point; pass --target-recall",
+    "max_epochs": 'because it is the schedulers\' epoch budget; set "max_epochs" beside "dimensions" or pass --max-epochs',
+}
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,10 @@ class Space:
     @property
     def architectures(self) -> tuple[str, ...]:
         return tuple(self.dimensions.get("architecture", (DEFAULTS["architecture"],)))
+
+    def values(self, key: str, *, default: Any) -> tuple[Any, ...]:
+        """The values a trial's ``key`` can take: the dimension's, else ``default`` alone."""
+        return tuple(self.dimensions.get(key, (default,)))
 
     def grid(self) -> Iterator[dict[str, Any]]:
         """Every combination of the dimensions' values, in grid order."""
@@ -84,20 +96,31 @@ def get_space(name: str) -> Space:
     return space
 
 
-def validate_space(space: Space, fixed: dict[str, Any] | None = None) -> None:
-    """Check every dimension and every combination, naming the first bad value."""
+def validate_space(space: Space) -> None:
+    """Check every value of every dimension, naming the first bad one.
+
+    Each value is checked on its own (``trainables.config.check_value``): no
+    constraint spans two keys, so this covers every combination without
+    building the product, which has millions of entries in a large space.
+    """
     if not space.dimensions:
         raise InputError(f"space {space.name!r} has no dimension")
     for key, values in space.dimensions.items():
         if key not in DEFAULTS:
             raise InputError(f"space {space.name!r}: unknown dimension {key!r}; known keys are {', '.join(DEFAULTS)}")
+        if key in NOT_DIMENSIONS:
+            raise InputError(f"space {space.name!r}: {key!r} cannot be a dimension, {NOT_DIMENSIONS[key]}")
         if not isinstance(values, (list, tuple)) or not values:
             raise InputError(f"space {space.name!r}: dimension {key!r} must be a non-empty list of values; got {list(values) if isinstance(values, tuple) else values!r}")
-    for combination in space.grid():
-        try:
-            TrialConfig.from_dict({**(fixed or {}), "max_epochs": space.max_epochs, **combination})
-        except InputError as err:
-            raise InputError(f"space {space.name!r}: {err}") from None
+        for value in values:
+            try:
+                check_value(key, value)
+            except InputError as err:
+                raise InputError(f"space {space.name!r}: {err}") from None
+    try:
+        check_value("max_epochs", space.max_epochs)
+    except InputError as err:
+        raise InputError(f"space {space.name!r}: {err}") from None
 
 
 def _space_from_file(path: Path) -> Space:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -63,22 +64,8 @@ class TrialConfig:
         if unknown:
             raise InputError(f"unknown config key(s) {', '.join(unknown)}; known keys are {', '.join(DEFAULTS)}")
         c = {**DEFAULTS, **config}
-        get_spec(c["architecture"])
-        check_strategy(c["strategy"])
-        _check_choice("optimizer", c["optimizer"], OPTIMIZERS)
-        _check_choice("metric", c["metric"], tuple(METRIC_MODES))
-        for key in ("augment", "pretrained"):
-            if not isinstance(c[key], bool):
-                raise InputError(f"{key} must be true or false; got {c[key]!r}")
-        _check_choice("lr_schedule", c["lr_schedule"], LR_SCHEDULE_NAMES)
-        for key, low in (("batch_size", 1), ("patience", 1), ("min_epochs", 1), ("max_epochs", 1), ("seed", 0)):
-            _check_int(key, c[key], low)
-        if c["image_size"] is not None:
-            _check_int("image_size", c["image_size"], 8)
-        _check_number("lr", c["lr"], low=0.0, low_open=True)
-        _check_number("min_balanced_accuracy", c["min_balanced_accuracy"], low=0.0, high=1.0)
-        _check_number("target_recall", c["target_recall"], low=0.0, high=1.0, low_open=True)
-        _check_number("min_delta", c["min_delta"], low=0.0)
+        for key in DEFAULTS:
+            check_value(key, c[key])
         return cls(**{f.name: c[f.name] for f in fields(cls)})
 
     @property
@@ -87,6 +74,18 @@ class TrialConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def check_value(key: str, value: Any, *, name: str | None = None) -> None:
+    """Check one config value on its own; the InputError names it ``name`` (a flag, say), else ``key``.
+
+    Every constraint of a config is on one key at a time (sizes that a model
+    cannot take are checked apart, by ``trainables.check_input_size``), so a
+    space is valid when each value of each dimension is.
+    """
+    if key not in _CHECKS:
+        raise InputError(f"unknown config key {key!r}; known keys are {', '.join(DEFAULTS)}")
+    _CHECKS[key](name or key, value)
 
 
 def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -106,3 +105,42 @@ def _check_number(key: str, value: Any, *, low: float, high: float | None = None
     if not ok:
         bounds = f"{'>' if low_open else '>='} {low}" + (f" and <= {high}" if high is not None else "")
         raise InputError(f"{key} must be a number {bounds}; got {value!r}")
+
+
+def _check_bool(key: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise InputError(f"{key} must be true or false; got {value!r}")
+
+
+def _check_image_size(key: str, value: Any) -> None:
+    if value is not None:  # None: the data's size for the architecture
+        _check_int(key, value, 8)
+
+
+def _check_architecture(key: str, value: Any) -> None:
+    get_spec(value)
+
+
+def _check_strategy(key: str, value: Any) -> None:
+    check_strategy(value)
+
+
+_CHECKS: dict[str, Callable[[str, Any], None]] = {
+    "architecture": _check_architecture,
+    "strategy": _check_strategy,
+    "augment": _check_bool,
+    "optimizer": lambda key, v: _check_choice(key, v, OPTIMIZERS),
+    "lr": lambda key, v: _check_number(key, v, low=0.0, low_open=True),
+    "batch_size": lambda key, v: _check_int(key, v, 1),
+    "patience": lambda key, v: _check_int(key, v, 1),
+    "max_epochs": lambda key, v: _check_int(key, v, 1),
+    "seed": lambda key, v: _check_int(key, v, 0),
+    "pretrained": _check_bool,
+    "image_size": _check_image_size,
+    "metric": lambda key, v: _check_choice(key, v, tuple(METRIC_MODES)),
+    "min_balanced_accuracy": lambda key, v: _check_number(key, v, low=0.0, high=1.0),
+    "target_recall": lambda key, v: _check_number(key, v, low=0.0, high=1.0, low_open=True),
+    "min_delta": lambda key, v: _check_number(key, v, low=0.0),
+    "min_epochs": lambda key, v: _check_int(key, v, 1),
+    "lr_schedule": lambda key, v: _check_choice(key, v, LR_SCHEDULE_NAMES),
+}

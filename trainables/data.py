@@ -17,6 +17,8 @@ trials without a copy. Label 1 is always the positive (minority) class.
 from __future__ import annotations
 
 import os
+import zipfile
+import zlib
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,6 +36,9 @@ IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", 
 DIGITS_POSITIVE = (3, 5, 8)  # look alike, so the rare class is not trivially separable
 DIGITS_IMAGE_SIZE = 32  # pixels; the smallest size the study's CNN takes (divisible by 16)
 SPLIT_NAMES = ("train", "val", "test")
+GREY_MODES = ("1", "L", "I;16", "I;16B", "I;16L", "I;16N", "I", "F")  # Pillow modes of one-channel images
+UINT16_MAX = 65535  # 16-bit pixels are scaled by their bit depth onto 0..255
+ZIP_SIGNATURE = b"PK\x03\x04"  # a .npz is a zip of .npy files
 NPZ_KEYS = tuple(f"{split}_{kind}" for split in SPLIT_NAMES for kind in ("images", "labels"))
 
 
@@ -143,7 +148,7 @@ def load_datasets(
         splits = {name: Split(images[idx], labels[idx]) for name, idx in index.items()}
         datasets[size] = Dataset(**splits, class_names=names, source=decoded.source)
     for name in SPLIT_NAMES:
-        _check_both_classes(name, datasets[sizes[0]].split(name))
+        _check_both_classes(name, datasets[sizes[0]].split(name), own_splits=decoded.split_of is not None)
     return datasets
 
 
@@ -198,25 +203,23 @@ def _decode_digits(sizes: Sequence[int]) -> _Decoded:
 
 
 def _decode_npz(path: Path, sizes: Sequence[int]) -> _Decoded:
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise InputError(f"cannot read {str(path)!r} as a .npz archive: {err}") from None
+    archive = _open_npz(path)
     with archive:
         missing = [k for k in NPZ_KEYS if k not in archive.files]
         if missing:
             raise InputError(f"{str(path)!r} lacks {', '.join(missing)}; a MedMNIST-style .npz has {', '.join(NPZ_KEYS)}")
-        images, labels, split_of = [], [], []
-        for i, name in enumerate(SPLIT_NAMES):
-            x = _npz_images(archive[f"{name}_images"], f"{name}_images")
-            y = np.asarray(archive[f"{name}_labels"])
-            if y.ndim == 2 and y.shape[1] == 1:
-                y = y[:, 0]
-            if y.ndim != 1 or len(y) != len(x):
-                raise InputError(f"{name}_labels has shape {y.shape}; expected ({len(x)},) or ({len(x)}, 1) to match {name}_images")
-            images.append(x)
-            labels.append(y)
-            split_of.append(np.full(len(y), i))
+        raw = {key: _npz_array(archive, key, path) for key in NPZ_KEYS}
+    converted = _npz_as_uint8({f"{name}_images": raw[f"{name}_images"] for name in SPLIT_NAMES}, path)
+    images, labels, split_of = [], [], []
+    for i, name in enumerate(SPLIT_NAMES):
+        x, y = converted[f"{name}_images"], raw[f"{name}_labels"]
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1 or len(y) != len(x):
+            raise InputError(f"{name}_labels has shape {y.shape}; expected ({len(x)},) or ({len(x)}, 1) to match {name}_images")
+        images.append(x)
+        labels.append(y)
+        split_of.append(np.full(len(y), i))
     channels = {x.shape[1] for x in images}
     if len(channels) > 1:
         raise InputError(f"{str(path)!r}: splits have different channel counts {sorted(channels)}")
@@ -230,17 +233,93 @@ def _decode_npz(path: Path, sizes: Sequence[int]) -> _Decoded:
     )
 
 
-def _npz_images(x: np.ndarray, key: str) -> np.ndarray:
-    """MedMNIST layouts (n, H, W) or (n, H, W, C) as uint8 (n, C, H, W)."""
-    if x.ndim == 3:
-        x = x[:, :, :, None]
-    if x.ndim != 4 or x.shape[-1] not in (1, 3):
-        raise InputError(f"{key} has shape {x.shape}; expected (n, H, W) or (n, H, W, C) with C = 1 or 3")
-    if x.dtype != np.uint8:
-        if np.issubdtype(x.dtype, np.floating) and x.size and x.max() <= 1.0:
-            x = x * 255.0  # floats in [0, 1]
-        x = np.clip(np.round(x), 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+def _open_npz(path: Path) -> np.lib.npyio.NpzFile:
+    """The archive, opened without pickle; a file that is not a zip of arrays is named as such.
+
+    ``np.load`` takes anything that is not a zip or .npy for a pickle, and
+    would advise ``allow_pickle``: wrong for a text file and unsafe anyway.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as err:
+        raise InputError(f"cannot read {str(path)!r}: {err.strerror or err}") from None
+    if not head:
+        raise InputError(f"{str(path)!r} is empty (0 bytes); expected a .npz archive written by numpy.savez")
+    if head != ZIP_SIGNATURE:
+        raise InputError(f"{str(path)!r} is not a .npz archive (it does not start with a zip signature); "
+                         "write one with numpy.savez(path, train_images=..., train_labels=..., ...)")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise InputError(f"cannot read {str(path)!r} as a .npz archive: {err}") from None
+
+
+def _npz_array(archive: np.lib.npyio.NpzFile, key: str, path: Path) -> np.ndarray:
+    """One array of the archive; object arrays (pickles) are refused, not unpickled."""
+    try:
+        array = archive[key]
+    except ValueError as err:
+        if "allow_pickle" in str(err):
+            raise InputError(f"{key} in {str(path)!r} holds Python objects (dtype object), not numbers; save it "
+                             "as a numeric array, e.g. np.stack(images).astype(np.uint8)") from None
+        raise InputError(f"cannot read {key} from {str(path)!r}: {err}") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise InputError(f"cannot read {key} from {str(path)!r}: {err}") from None
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+        raise InputError(f"{key} in {str(path)!r} has dtype {array.dtype}; expected numbers")
+    return array
+
+
+def _npz_as_uint8(images: dict[str, np.ndarray], path: Path) -> dict[str, np.ndarray]:
+    """MedMNIST layouts (n, H, W) or (n, H, W, C) as uint8 (n, C, H, W), every split scaled alike.
+
+    One scale for the whole archive, so that a pixel value means the same in
+    every split: 16-bit integers by their bit depth (65535 -> 255), floats
+    from [0, 1] (or [0, 255]). Clipping instead would turn most of a 16-bit
+    image white; a NaN would hide the range, so non-finite pixels are refused.
+    """
+    shaped = {}
+    for key, x in images.items():
+        if x.ndim == 3:
+            x = x[:, :, :, None]
+        if x.ndim != 4 or x.shape[-1] not in (1, 3):
+            raise InputError(f"{key} has shape {x.shape}; expected (n, H, W) or (n, H, W, C) with C = 1 or 3")
+        shaped[key] = x
+    scale = _pixel_scale(shaped, path)
+    out = {}
+    for key, x in shaped.items():
+        if x.dtype != np.uint8 or scale != 1.0:
+            x = np.clip(np.round(x.astype(np.float32) * scale), 0, 255).astype(np.uint8)
+        out[key] = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    return out
+
+
+def _pixel_scale(images: dict[str, np.ndarray], path: Path) -> float:
+    """The factor that maps the archive's pixel values onto 0..255."""
+    kinds = {key: "float" if np.issubdtype(x.dtype, np.floating) else "integer" for key, x in images.items()}
+    if len(set(kinds.values())) > 1:
+        found = ", ".join(f"{k} {images[k].dtype}" for k in kinds)
+        raise InputError(f"{str(path)!r}: image arrays mix integer and float pixels ({found}); store every split alike")
+    for key, x in images.items():
+        if kinds[key] == "float" and not np.isfinite(x).all():
+            index = int(np.flatnonzero(~np.isfinite(x).reshape(len(x), -1).all(axis=1))[0])
+            bad = x[index][~np.isfinite(x[index])][0]
+            raise InputError(f"{str(path)!r}: {key}[{index}] has a non-finite pixel ({bad}); every pixel must be a number")
+    nonempty = [x for x in images.values() if x.size]
+    low = min((float(x.min()) for x in nonempty), default=0.0)
+    high = max((float(x.max()) for x in nonempty), default=0.0)
+    if "float" in kinds.values():
+        if low >= 0 and high <= 1:
+            return 255.0
+        if low >= 0 and high <= 255:
+            return 1.0
+        raise InputError(f"{str(path)!r}: float pixels span [{low:g}, {high:g}]; expected [0, 1] or [0, 255]")
+    sixteen_bit = any(x.dtype == np.uint16 for x in images.values()) or high > 255
+    if low < 0 or high > UINT16_MAX:
+        raise InputError(f"{str(path)!r}: integer pixels span [{low:g}, {high:g}]; expected 8-bit (0..255) "
+                         f"or 16-bit (0..{UINT16_MAX}) values")
+    return 255.0 / UINT16_MAX if sixteen_bit else 1.0
 
 
 def _label_name(value) -> str:
@@ -264,7 +343,7 @@ def _decode_folder(root: Path, sizes: Sequence[int]) -> _Decoded:
         labels += [label] * len(found)
     # Keep one channel when every image is greyscale; anything in colour makes all RGB.
     modes = _read_modes(files)
-    mode = "L" if all(m in ("1", "L", "I;16", "I", "F") for m in modes) else "RGB"
+    mode = "L" if all(m in GREY_MODES for m in modes) else "RGB"
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         decoded = list(pool.map(lambda f: _decode_image(f, mode, sizes), files))
     images = {s: np.stack([d[s] for d in decoded]) for s in sizes}
@@ -283,6 +362,8 @@ def _read_modes(files: Sequence[Path]) -> list[str]:
         try:
             with Image.open(f) as im:
                 modes.append(im.mode)
+        except Image.DecompressionBombError as err:
+            raise InputError(_too_large(f, err)) from None
         except (UnidentifiedImageError, OSError) as err:
             raise InputError(f"cannot read image {str(f)!r}: {type(err).__name__}: {err}") from None
     return modes
@@ -292,7 +373,9 @@ def _decode_image(path: Path, mode: str, sizes: Sequence[int]) -> dict[int, np.n
     try:
         with Image.open(path) as im:
             im.load()
-            im = im.convert(mode)
+            im = _as_8bit(im, path).convert(mode)
+    except Image.DecompressionBombError as err:
+        raise InputError(_too_large(path, err)) from None
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise InputError(f"corrupt image {str(path)!r}: {err}") from None
     out = {}
@@ -300,6 +383,33 @@ def _decode_image(path: Path, mode: str, sizes: Sequence[int]) -> dict[int, np.n
         arr = np.asarray(im.resize((s, s), Image.Resampling.BILINEAR, reducing_gap=None))
         out[s] = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
     return out
+
+
+def _as_8bit(im: Image.Image, path: Path) -> Image.Image:
+    """16-bit, 32-bit and float greyscale as 8-bit "L", scaled by bit depth; Pillow's convert would clip.
+
+    Pillow's ``convert("L")`` of a 16-bit PNG keeps values above 255 as 255,
+    which turns most of a real scan white.
+    """
+    if im.mode not in ("I", "F") and not im.mode.startswith("I;16"):
+        return im
+    x = np.asarray(im)
+    if im.mode == "F":
+        if not np.isfinite(x).all():
+            raise InputError(f"image {str(path)!r} has a non-finite pixel; every pixel must be a number")
+        low, high, depth = float(x.min()), float(x.max()), 1.0
+    else:
+        low, high, depth = int(x.min()), int(x.max()), UINT16_MAX
+    if low < 0 or high > depth:
+        expected = "[0, 1] for float images" if im.mode == "F" else f"0..{UINT16_MAX} (16 bits)"
+        raise InputError(f"image {str(path)!r} ({im.mode}) has pixels in [{low:g}, {high:g}]; expected {expected}")
+    scaled = np.round(x.astype(np.float64) * (255.0 / depth)).astype(np.uint8)
+    return Image.fromarray(scaled, mode="L")
+
+
+def _too_large(path: Path, err: Exception) -> str:
+    return (f"image {str(path)!r} is too large to decode: {str(err).strip().rstrip('.')} "
+            f"(Pillow's decompression-bomb guard); resize it")
 
 
 # --- labels and splits ---------------------------------------------------------------
@@ -347,11 +457,14 @@ def _split_indices(
     return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
 
 
-def _check_both_classes(name: str, split: Split) -> None:
+def _check_both_classes(name: str, split: Split, *, own_splits: bool) -> None:
     neg, pos = split.class_counts()
     if pos == 0 or neg == 0:
         missing = "positive (minority)" if pos == 0 else "negative"
-        raise InputError(f"split {name!r} has no {missing} example ({neg} negative, {pos} positive); add images or change the split fractions")
+        # A .npz keeps its own splits: the fractions do not apply to it.
+        fix = (f"the .npz's splits are used as they are: add {missing} examples to {name}_images and {name}_labels"
+               if own_splits else "add images or change the split fractions")
+        raise InputError(f"split {name!r} has no {missing} example ({neg} negative, {pos} positive); {fix}")
 
 
 def _check_size(size: int) -> int:

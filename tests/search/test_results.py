@@ -56,3 +56,13 @@ def test_the_search_metric_orders_trials_as_the_ranking_does():
                                                 "val_auc": r.kept_val_auc}, mode="max") for r in frame.itertuples()]
     by_score = frame.assign(score=scores).sort_values(["score", "trial_id"], ascending=[False, True])
     assert by_score["trial_id"].tolist() == rank_trials(frame, mode="max")["trial_id"].tolist()
+
+
+def test_errored_trials_are_left_out_of_the_ranking():
+    """Regression: an errored trial with the best kept metrics was ranked first and chosen."""
+    frame = _frame().assign(ended_by=["error", "max_epochs", "patience", "error"],
+                            error=["RuntimeError: boom", "", "", "KeyError: 64"])
+    assert rank_trials(frame, mode="max")["path"].tolist() == ["b", "c"]
+    assert leaderboard(frame, mode="max")["objective"].tolist() == [1.0, -1.2]
+    without_ended_by = frame.drop(columns="ended_by")
+    assert rank_trials(without_ended_by, mode="max")["path"].tolist() == ["b", "c"]

@@ -4,6 +4,7 @@ import contextlib
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +12,7 @@ import pytest
 
 from search.run import build_parser, data_options, main, prepare_inputs, run, settings_from_args
 from tests.conftest import tiny_dataset
-from trainables import KEPT_FILE, RESUME_FILE, load_kept
+from trainables import KEPT_FILE, RESUME_FILE, InputError, load_kept
 
 FAST = ["--image-size", "16", "--max-epochs", "2"]  # seconds per trial on a CPU
 
@@ -31,7 +32,7 @@ FAST = ["--image-size", "16", "--max-epochs", "2"]  # seconds per trial on a CPU
         (["--image-size", "40", "--space", "smoke"], "divisible by 16"),
         (["--data", "/no/such/folder", "--space", "smoke"], "does not exist"),
         (["--space", "full", "--weights-dir", "/nowhere"], "ImageNet weights for 'resnet18' not found at '/nowhere/resnet18-f37072fd.pth'"),
-        (["--min-balanced-accuracy", "1.5"], "min_balanced_accuracy must be a number"),
+        (["--min-balanced-accuracy", "1.5"], "--min-balanced-accuracy must be a number >= 0.0 and <= 1.0; got 1.5"),
         (["--name", "taken"], "already exists; pass --resume to continue it or choose another --name"),
         (["--storage-path", "/proc/version/results"], "is a file"),
         (["--address", "127.0.0.1:1"], "cannot reach a Ray cluster at '127.0.0.1:1'"),
@@ -129,7 +130,7 @@ def test_optuna_search(ray_session, tmp_path):
 
 def test_cli_end_to_end_writes_trials_csv(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "search.run", "--space", "smoke", "--storage-path", str(tmp_path), "--name", "cli",
+        [sys.executable, "-m", "search.run", "--space", "smoke", "--storage-path", f"file://{tmp_path}", "--name", "cli",
          "--image-size", "16", "--max-epochs", "1"],
         capture_output=True, text=True, timeout=300,
     )
@@ -152,3 +153,129 @@ def test_disk_full_while_writing_results_is_one_line(monkeypatch, capsys, tmp_pa
     assert main(["--space", "smoke", "--storage-path", str(tmp_path), "--name", "full"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.endswith("continue with --resume") and "No space left on device" in err and len(err.splitlines()) == 1
+
+
+def _space_file(tmp_path, dimensions, max_epochs=1):
+    path = tmp_path / "space.json"
+    path.write_text(json.dumps({"dimensions": dimensions, "max_epochs": max_epochs}))
+    return str(path)
+
+
+HUNDRED_THOUSAND = {"lr": [i / 1000 for i in range(1, 101)], "batch_size": list(range(1, 101)),
+                    "patience": list(range(1, 11))}
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        # item 4: keys that cannot be dimensions, sizes a model cannot take
+        (["--space", {"metric": ["val_recall", "val_f2"]}],
+         "space 'space': 'metric' cannot be a dimension, because trials are ranked against each other on one metric; "
+         "pass --metric"),
+        (["--space", {"min_balanced_accuracy": [0.5, 0.6]}],
+         "space 'space': 'min_balanced_accuracy' cannot be a dimension, because trials are ranked under one guard; "
+         "pass --min-balanced-accuracy"),
+        (["--space", {"architecture": ["cnn"], "image_size": [16, 40]}],
+         "the study's CNN needs an image size divisible by 16 (four 2x2 pools); got 40"),
+        (["--space", {"image_size": [16, 32]}, "--image-size", "16"],
+         "--image-size 16 conflicts with space 'space', which varies image_size (16, 32); drop one of them"),
+        # item 5: resources no machine here has, and a space too large to launch unasked
+        (["--cpus-per-trial", "10000"],
+         "--cpus-per-trial 10000 is more than the {cpus} CPUs of this machine, so no trial could start; lower it, "
+         "or run on a cluster with --address"),
+        (["--space", HUNDRED_THOUSAND],
+         "space 'space' has 100,000 trials, more than 2,000; pass --yes to run them all (--dry-run lists the dimensions)"),
+        # item 6: a name no file system takes, a folder that cannot be created
+        (["--name", "n" * 300], "--name is 300 characters long; a folder name holds at most 255 bytes"),
+        (["--storage-path", "/proc/foo"], "--storage-path '/proc/foo' cannot be created: No such file or directory"),
+        # item 8: flag errors name the flag, not the config key
+        (["--min-balanced-accuracy", "1.5"], "--min-balanced-accuracy must be a number >= 0.0 and <= 1.0; got 1.5"),
+        (["--seed", "-1"], "--seed must be an integer >= 0; got -1"),
+        # item 9: object-store URIs are refused, not turned into a folder called 's3:'
+        (["--storage-path", "s3://bucket/x"],
+         "--storage-path 's3://bucket/x': URIs other than file:// are not supported; mount the bucket (e.g. with "
+         "s3fs or gcsfuse) and pass the mount's path"),
+    ],
+    ids=["metric-dimension", "guard-dimension", "size-a-model-cannot-take", "image-size-flag-and-dimension",
+         "cpus-per-trial-99", "100k-trials-without-yes", "300-character-name", "proc-storage", "flag-name-guard",
+         "flag-name-seed", "s3-storage"],
+)
+def test_bad_input_is_refused_with_this_exact_line(argv, message, capsys, tmp_path):
+    from search.preflight import local_cpus
+
+    argv = [_space_file(tmp_path, a) if isinstance(a, dict) else a for a in argv]
+    assert main(["--storage-path", str(tmp_path / "results"), *argv]) == 2
+    assert capsys.readouterr().err == f"python -m search.run: error: {message.format(cpus=local_cpus())}\n"
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
+
+
+def test_a_gpu_trial_on_a_machine_without_gpu_is_refused(monkeypatch, capsys, tmp_path):
+    """Regression: --gpus-per-trial 1 without a GPU waited forever."""
+    import search.run as cli
+
+    monkeypatch.setattr(cli, "local_gpus", lambda: 0)
+    assert main(["--storage-path", str(tmp_path), "--gpus-per-trial", "1"]) == 2
+    assert capsys.readouterr().err == (
+        "python -m search.run: error: --gpus-per-trial 1 asks for a GPU, but torch sees none on this machine, so no "
+        "trial could start; drop the flag, or run on a cluster with --address\n")
+
+
+def test_dry_run_of_sixteen_million_trials_counts_without_building_them(capsys, tmp_path):
+    """Regression: the dry run validated every combination first and printed nothing in 180 s."""
+    space = _space_file(tmp_path, {"lr": [i / 1000 for i in range(1, 41)], "batch_size": list(range(1, 41)),
+                                   "patience": list(range(1, 41)), "seed": list(range(250))})
+    started = time.perf_counter()
+    assert main(["--space", space, "--dry-run", "--storage-path", str(tmp_path)]) == 0
+    assert time.perf_counter() - started < 10
+    assert capsys.readouterr().out.startswith("16000000 trials (space: from ")
+
+
+def test_yes_lets_a_large_space_through_the_count_check(monkeypatch, tmp_path):
+    import search.run as cli
+
+    def stop(settings, args):
+        raise InputError("stopped after the count check")
+
+    monkeypatch.setattr(cli, "prepare_inputs", stop)
+    assert main(["--space", _space_file(tmp_path, HUNDRED_THOUSAND), "--yes", "--storage-path", str(tmp_path)]) == 2
+
+
+def test_an_image_size_dimension_decodes_every_size(tmp_path):
+    """Regression: trials of an image_size dimension failed with KeyError: 64, the size never decoded."""
+    args = build_parser().parse_args(["--space", _space_file(tmp_path, {"image_size": [16, 32, 64]}),
+                                      "--storage-path", str(tmp_path)])
+    settings = settings_from_args(args)
+    datasets, _, _ = prepare_inputs(settings, args)
+    assert sorted(datasets) == [16, 32, 64] and data_options(args, settings.space)["image_size"] == [16, 32, 64]
+
+
+def test_a_search_where_every_trial_errors_exits_1(ray_session, monkeypatch, capsys, tmp_path):
+    """Regression: it exited 0 when nothing worked."""
+    import search.run as cli
+
+    # Data decoded at 8 px only, trials asking for 16: every trial raises KeyError in train_fn.
+    monkeypatch.setattr(cli, "prepare_inputs", lambda settings, args: ({8: tiny_dataset(size=8)}, {}, None))
+    assert main(["--space", "smoke", "--storage-path", str(tmp_path), "--name", "doomed", *FAST]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    trials = tmp_path / "doomed" / "trials.csv"
+    assert err == f"python -m search.run: error: all 4 trials failed, the first with RayTaskError(KeyError): KeyError: 16 (every error is in {trials})"
+    assert (pd.read_csv(trials)["ended_by"] == "error").all() and not (tmp_path / "doomed" / "best.json").exists()
+
+
+def test_file_uri_storage_path_is_the_local_folder(tmp_path):
+    args = build_parser().parse_args(["--space", "smoke", "--storage-path", f"file://{tmp_path}/r", "--name", "x"])
+    assert settings_from_args(args).storage_path == tmp_path / "r"
+
+
+def test_a_cluster_run_says_the_storage_path_must_be_shared(monkeypatch, capsys, tmp_path):
+    import search.run as cli
+
+    def stop(settings, args):
+        raise InputError("stopped after the note")
+
+    monkeypatch.setattr(cli, "check_address", lambda address: None)
+    monkeypatch.setattr(cli, "prepare_inputs", stop)
+    assert main(["--storage-path", str(tmp_path), "--address", "10.0.0.5:6379"]) == 2
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"python -m search.run: note: with --address, --storage-path '{tmp_path}' must be one folder shared by every "
+        "node of the cluster (a network mount at the same path): trials write their checkpoints there")

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from PIL import Image
 
 from tests.conftest import make_image_folder, make_npz
 from trainables import InputError, load_datasets
@@ -107,3 +108,96 @@ def test_npz_missing_keys_and_unknown_positive_class(tmp_path):
     root = make_image_folder(tmp_path / "d", {"a": 10, "b": 5})
     with pytest.raises(InputError, match="--positive-class 'c' is not a class"):
         load_datasets(root, image_sizes=[8], positive_class="c")
+
+
+def _npz_with(path, images: dict, labels=None):
+    """A three-split archive with the given image arrays and 4 negatives + 2 positives per split."""
+    arrays = {}
+    for split in ("train", "val", "test"):
+        arrays[f"{split}_images"] = images[split]
+        arrays[f"{split}_labels"] = np.array([0, 0, 0, 0, 1, 1]) if labels is None else labels
+    np.savez(path, **arrays)
+    return path
+
+
+def test_uint16_npz_is_scaled_by_bit_depth_not_clipped(tmp_path):
+    """Regression: uint16 pixels were clipped at 255, so 99 % of a 16-bit image became white."""
+    ramp = np.linspace(0, 65535, 6 * 8 * 8).round().astype(np.uint16).reshape(6, 8, 8)
+    d = load_datasets(_npz_with(tmp_path / "u16.npz", {s: ramp for s in ("train", "val", "test")}), image_sizes=[8])[8]
+    expected = np.round(ramp.astype(np.float64) * 255 / 65535).astype(np.uint8)
+    assert np.array_equal(d.train.images[:, 0], expected)
+    assert (d.train.images == 255).mean() < 0.01
+
+
+def test_a_nan_pixel_in_a_float_npz_is_refused_with_split_and_index(tmp_path):
+    """Regression: one NaN made max() NaN, switched off the [0, 1] -> [0, 255] scaling, and was clipped to 0."""
+    clean = np.full((6, 8, 8), 0.5, np.float32)
+    dirty = clean.copy()
+    dirty[3, 2, 2] = np.nan
+    path = _npz_with(tmp_path / "f.npz", {"train": clean, "val": dirty, "test": clean})
+    with pytest.raises(InputError) as err:
+        load_datasets(path, image_sizes=[8])
+    assert str(err.value) == f"{str(path)!r}: val_images[3] has a non-finite pixel (nan); every pixel must be a number"
+
+
+def test_float_npz_in_unit_range_is_scaled_to_255(tmp_path):
+    x = np.full((6, 8, 8), 0.5, np.float32)
+    d = load_datasets(_npz_with(tmp_path / "f.npz", {s: x for s in ("train", "val", "test")}), image_sizes=[8])[8]
+    assert (d.test.images == 128).all()
+
+
+def test_16_bit_png_is_scaled_by_bit_depth_not_clipped(tmp_path):
+    """Regression: Pillow's convert("L") of an I;16 PNG clips at 255."""
+    for k, name in enumerate(("a", "b")):
+        (tmp_path / "d" / name).mkdir(parents=True)
+        for i in range(6 + 4 * k):
+            Image.fromarray(np.full((8, 8), 20000 + 30000 * k, np.uint16)).save(tmp_path / "d" / name / f"{i}.png")
+    assert Image.open(tmp_path / "d" / "a" / "0.png").mode.startswith("I;16")
+    d = load_datasets(tmp_path / "d", image_sizes=[8], val_fraction=0.25, test_fraction=0.25)[8]
+    assert set(np.unique(d.train.images)) == {round(20000 * 255 / 65535), round(50000 * 255 / 65535)}
+
+
+def test_empty_npz_is_one_line(tmp_path):
+    (tmp_path / "e.npz").write_bytes(b"")
+    with pytest.raises(InputError) as err:
+        load_datasets(tmp_path / "e.npz", image_sizes=[8])
+    assert str(err.value) == f"{str(tmp_path / 'e.npz')!r} is empty (0 bytes); expected a .npz archive written by numpy.savez"
+
+
+def test_text_file_named_npz_is_not_called_pickled_data(tmp_path):
+    """Regression: np.load took a text file for a pickle and the message advised allow_pickle."""
+    (tmp_path / "t.npz").write_text("train_images,train_labels\n1,2\n")
+    with pytest.raises(InputError) as err:
+        load_datasets(tmp_path / "t.npz", image_sizes=[8])
+    assert str(err.value) == (f"{str(tmp_path / 't.npz')!r} is not a .npz archive (it does not start with a zip "
+                              "signature); write one with numpy.savez(path, train_images=..., train_labels=..., ...)")
+    assert "pickle" not in str(err.value)
+
+
+def test_object_dtype_npz_is_one_line(tmp_path):
+    images = np.empty(6, dtype=object)
+    images[:] = [np.zeros((8, 8))] * 6
+    path = _npz_with(tmp_path / "o.npz", {"train": images, "val": np.zeros((6, 8, 8)), "test": np.zeros((6, 8, 8))})
+    with pytest.raises(InputError) as err:
+        load_datasets(path, image_sizes=[8])
+    assert str(err.value) == (f"train_images in {str(path)!r} holds Python objects (dtype object), not numbers; "
+                              "save it as a numeric array, e.g. np.stack(images).astype(np.uint8)")
+
+
+def test_image_over_the_decompression_bomb_limit_is_one_line(tmp_path, monkeypatch):
+    root = make_image_folder(tmp_path / "d", {"a": 6, "b": 4}, size=12)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50)  # 12 x 12 = 144 pixels, over twice the limit
+    with pytest.raises(InputError) as err:
+        load_datasets(root, image_sizes=[8])
+    assert str(err.value) == (f"image {str(root / 'a' / 'img0.png')!r} is too large to decode: Image size (144 pixels) "
+                              "exceeds limit of 100 pixels, could be decompression bomb DOS attack "
+                              "(Pillow's decompression-bomb guard); resize it")
+
+
+def test_npz_split_without_a_class_does_not_suggest_split_fractions(tmp_path):
+    """Regression: the fix offered for an .npz, whose splits are kept, was to change the split fractions."""
+    path = make_npz(tmp_path / "x.npz", n={"train": (20, 8), "val": (6, 0), "test": (7, 2)})
+    with pytest.raises(InputError) as err:
+        load_datasets(path, image_sizes=[16])
+    assert str(err.value) == ("split 'val' has no positive (minority) example (6 negative, 0 positive); the .npz's "
+                              "splits are used as they are: add positive (minority) examples to val_images and val_labels")

@@ -1,0 +1,118 @@
+"""Where trials run: a Ray of this run's own, bound to 127.0.0.1, or a running cluster at ``--address``.
+
+``ray.init()`` without an address joins whatever cluster Ray's temp folder
+names as the latest (one ``ray start --head`` left running), and a local Ray
+on Linux listens on every interface. A local run here starts its own Ray
+(``address="local"``) and keeps its servers on the loopback interface.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from trainables import InputError
+
+LOOPBACK = "127.0.0.1"
+# Ray swaps 127.0.0.1 for the machine's outward address, unless it believes
+# that it runs single-node (its default on Windows and macOS), which this
+# variable says. With 127.0.0.1 kept as the node address, the GCS, raylet,
+# workers and agents listen on 127.0.0.1 only (measured: tests/search/test_connect.py).
+SINGLE_NODE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+# The first bytes of an HTTP/2 connection; a gRPC server (Ray's GCS, the Ray
+# client server) answers with a SETTINGS frame (type 4) at once.
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+HTTP2_SETTINGS = 4
+
+
+def init_ray(address: str | None) -> None:
+    """Connect to the cluster at ``address``, or start a local Ray that is this run's alone."""
+    import ray
+    from ray.exceptions import AuthenticationError
+
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            with _loopback_only():
+                ray.init(address="local", _node_ip_address=LOOPBACK, include_dashboard=False, log_to_driver=False)
+    except AuthenticationError:
+        raise InputError(f"the Ray cluster at {address!r} uses token authentication and no token is set here: "
+                         "set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH to the cluster's token") from None
+    except (ConnectionError, ValueError, RuntimeError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if not address:
+            raise InputError(f"cannot start a local Ray: {reason}") from None
+        # An unreachable port, or one that is not Ray, was ruled out by check_address; a refused token is the usual cause now.
+        token = "the token set here was refused" if _has_auth_token() else "no token is set here"
+        raise InputError(f"cannot connect to the Ray cluster at {address!r} ({reason}); if it uses token "
+                         f"authentication, {token}: set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH to the cluster's token") from None
+
+
+@contextmanager
+def _loopback_only() -> Iterator[None]:
+    """Let Ray keep 127.0.0.1 as the node address while it starts (its processes inherit the variable)."""
+    from ray._private import ray_constants
+
+    saved_env, saved_flag = os.environ.get(SINGLE_NODE_ENV), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[SINGLE_NODE_ENV] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False  # read when 127.0.0.1 is resolved; the variable only at import
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved_flag
+        if saved_env is None:
+            os.environ.pop(SINGLE_NODE_ENV, None)
+        else:
+            os.environ[SINGLE_NODE_ENV] = saved_env
+
+
+def _has_auth_token() -> bool:
+    """Whether this process would present a Ray auth token (env, token file, or ~/.ray/auth_token)."""
+    default = Path.home() / ".ray" / "auth_token"
+    return bool(os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH") or default.exists())
+
+
+def check_address(address: str | None, *, timeout_s: float = 5.0) -> None:
+    """A Ray address that answers: ``host:port`` or ``ray://host:port`` speaking gRPC, or ``auto``.
+
+    ray.init would otherwise retry an unreachable address, or a port that is
+    not Ray's, for minutes, deaf to SIGTERM while it waits in Ray's C++ client.
+    """
+    if address is None or address == "auto":
+        return
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InputError(f"--address {address!r} is not host:port (e.g. 10.0.0.5:6379, ray://head:10001 or auto)")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s) as conn:
+            grpc = os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true") or _answers_http2(conn)
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise InputError(f"cannot reach a Ray cluster at {address!r} ({reason}); is `ray start --head` running "
+                         f"there, and is the port open to this machine?") from None
+    if not grpc:
+        raise InputError(f"{address!r} answers, but not as Ray does (no gRPC handshake within {timeout_s:g} s); pass "
+                         "the port of the head's GCS (6379 by default) or ray://head:10001 for the Ray client")
+
+
+def _answers_http2(conn: socket.socket) -> bool:
+    """Whether the peer answers the HTTP/2 preface with a SETTINGS frame, as every gRPC server does.
+
+    With TLS (RAY_USE_TLS) the plain preface means nothing; the caller skips this check then.
+    """
+    try:
+        conn.sendall(HTTP2_PREFACE)
+        header = b""
+        while len(header) < 9:
+            chunk = conn.recv(9 - len(header))
+            if not chunk:
+                return False
+            header += chunk
+    except TimeoutError:
+        return False
+    return header[3] == HTTP2_SETTINGS

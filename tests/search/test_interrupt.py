@@ -1,0 +1,111 @@
+"""Ctrl-C: exit 130, nothing that looks final, and a printed command that finishes the experiment."""
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from search.interrupt import resume_command
+from search.run import build_parser
+from tests.conftest import tiny_dataset
+
+MAX_EPOCHS = 6
+# No --name: the printed command must carry the generated one.
+COMMAND = [sys.executable, "-m", "search.run", "--space", "smoke", "--image-size", "16", "--max-epochs",
+           str(MAX_EPOCHS), "--max-concurrent-trials", "1", "--checkpoint-period", "0"]
+
+
+def _epochs_reported(storage: Path) -> int:
+    """Epochs reported so far by every trial of the one experiment under ``storage``."""
+    return sum(len(f.read_text().splitlines()) for f in storage.glob("*/train_fn_*/result.json"))
+
+
+def _finished(result_json: Path) -> bool:
+    """Whether a trial's reports end with early stopping or the epoch budget."""
+    rows = [json.loads(line) for line in result_json.read_text().splitlines() if line.strip()]
+    return bool(rows) and (rows[-1]["stopped_early"] or rows[-1]["training_iteration"] >= MAX_EPOCHS)
+
+
+def test_sigint_mid_training_exits_130_writes_nothing_final_and_the_printed_command_finishes(tmp_path):
+    storage = tmp_path / "results"
+    with open(tmp_path / "out", "w") as out, open(tmp_path / "err", "w") as err:
+        driver = subprocess.Popen(COMMAND + ["--storage-path", str(storage)], stdout=out, stderr=err,
+                                  start_new_session=True)
+        try:
+            deadline = time.time() + 180
+            while _epochs_reported(storage) < 3:  # mid-training: the first trial is in its third epoch or later
+                assert time.time() < deadline and driver.poll() is None, "training did not start"
+                time.sleep(0.1)
+            driver.send_signal(signal.SIGINT)
+            driver.wait(timeout=120)
+        finally:
+            if driver.poll() is None:
+                os.killpg(driver.pid, signal.SIGKILL)
+    stderr = (tmp_path / "err").read_text()
+    assert driver.returncode == 130, stderr[-3000:]
+    (experiment,) = storage.iterdir()
+    assert not (experiment / "trials.csv").exists() and not (experiment / "best.json").exists()
+    last = stderr.strip().splitlines()[-1]
+    finished = sum(_finished(f) for f in experiment.glob("train_fn_*/result.json"))
+    prefix = (f"python -m search.run: interrupted with {4 - finished} of 4 trials unfinished; the experiment is saved "
+              f"in {str(experiment)!r}; continue it with: ")
+    assert last.startswith(prefix), last
+    assert "Tuner.restore(" not in stderr
+    command = shlex.split(last.removeprefix(prefix))
+    assert command == [sys.executable, "-m", "search.run", "--space", "smoke", "--image-size", "16", "--max-epochs",
+                       str(MAX_EPOCHS), "--storage-path", str(storage), "--name", experiment.name,
+                       "--max-concurrent-trials", "1", "--checkpoint-period", "0.0", "--resume"]
+
+    elsewhere = tmp_path / "elsewhere"  # absolute paths: the command works from any folder
+    elsewhere.mkdir()
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=elsewhere)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials = pd.read_csv(experiment / "trials.csv")
+    assert len(trials) == 4 and set(trials["ended_by"]) <= {"max_epochs", "patience"}
+    assert json.loads((experiment / "best.json").read_text())["config"]["architecture"] in {"cnn", "cnn_bn"}
+
+
+def test_resume_command_repeats_the_flags_with_absolute_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    parser = build_parser()
+    args = parser.parse_args(["--space", "smoke", "--data", "d.npz", "--scheduler", "asha", "--yes"])
+    command = resume_command(parser, args, name="exp", storage_path=tmp_path / "results")
+    assert shlex.split(command) == [
+        sys.executable, "-m", "search.run", "--space", "smoke", "--data", str(tmp_path / "d.npz"),
+        "--scheduler", "asha", "--storage-path", str(tmp_path / "results"), "--name", "exp", "--resume", "--yes"]
+
+
+def test_sigint_while_starting_says_nothing_was_saved(tmp_path):
+    """Regression: a Ctrl-C at start-up advised --resume, which then found nothing to resume."""
+    driver = subprocess.Popen(COMMAND + ["--storage-path", str(tmp_path), "--name", "early"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    # The data summary comes just before Ray starts (seconds), and Ray before search.json.
+    assert driver.stdout.readline().startswith("digits (scikit-learn)")
+    driver.send_signal(signal.SIGINT)
+    _, stderr = driver.communicate(timeout=60)
+    assert driver.returncode == 130, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1] == "python -m search.run: interrupted before any trial started; nothing was saved"
+    assert "resume" not in stderr and not (tmp_path / "early").exists()
+
+
+def test_sigint_after_search_json_before_tune_saved_anything_leaves_no_folder(ray_session, tmp_path, monkeypatch,
+                                                                              capsys):
+    """search.json alone would make the same command refuse the name, and --resume refuse the folder."""
+    import search.run as cli
+    import search.tuner
+
+    def interrupted(*args, **kwargs):
+        assert (tmp_path / "early" / "search.json").exists()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "prepare_inputs", lambda settings, args: ({16: tiny_dataset()}, {}, 16))
+    monkeypatch.setattr(search.tuner, "build_tuner", interrupted)
+    assert cli.main(["--space", "smoke", "--storage-path", str(tmp_path), "--name", "early"]) == 130
+    assert capsys.readouterr().err == "python -m search.run: interrupted before any trial started; nothing was saved\n"
+    assert not (tmp_path / "early").exists()
