@@ -54,7 +54,8 @@ WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EIO
 NAME_MAX = 255  # bytes in one folder name on Linux and macOS file systems
 # Config keys set by a flag: a bad value is reported against the flag, not the key.
 FLAGS = {"seed": "--seed", "min_balanced_accuracy": "--min-balanced-accuracy", "max_epochs": "--max-epochs",
-         "image_size": "--image-size", "metric": "--metric", "pretrained": "--no-pretrained"}
+         "image_size": "--image-size", "metric": "--metric", "pretrained": "--no-pretrained",
+         "target_recall": "--target-recall"}
 
 
 class TrialsFailed(Exception):
