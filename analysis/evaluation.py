@@ -8,15 +8,21 @@ from typing import Any
 from ray import tune
 from torch import nn
 
-from search.run import load_experiment_data
+from search.data_record import check_same_data, load_experiment_data
 from trainables import Dataset, Scores, TrialConfig, data_device, kept_model, load_kept, score_split
 
 __all__ = ["Scores", "load_kept_model", "rebuild_datasets", "score_split"]
 
 
-def rebuild_datasets(settings: dict[str, Any], architectures: Iterable[str]) -> dict[int, Dataset]:
-    """The experiment's data again, with the same source, splits and sizes (from search.json)."""
-    return load_experiment_data(architectures, settings.get("data", {}))
+def rebuild_datasets(settings: dict[str, Any], architectures: Iterable[str],
+                     recorded: dict[str, Any] | None = None) -> dict[int, Dataset]:
+    """The experiment's data again, with the same source, splits and sizes (from search.json).
+
+    DataChangedError when it is not the data ``recorded`` (``data.json``) says the search saw.
+    """
+    datasets = load_experiment_data(architectures, settings.get("data", {}))
+    check_same_data(datasets, recorded)
+    return datasets
 
 
 def load_kept_model(checkpoint: tune.Checkpoint) -> tuple[nn.Module, TrialConfig, int]:

@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow.fs
 from ray import tune
 
+from search.data_record import DATA_FILE
 from search.results import SETTINGS_FILE, trial_row
 from search.retention import has_checkpoint_file
 from trainables import DEFAULTS, KEPT_FILE
@@ -34,6 +35,7 @@ class Experiment:
     epochs: pd.DataFrame  # one row per trial and epoch, with the trial's config/ columns
     settings: dict[str, Any]  # search.json; empty for an experiment without it
     checkpoints: dict[str, tune.Checkpoint] = field(default_factory=dict)  # trial_id -> latest checkpoint
+    data_record: dict[str, Any] | None = None  # data.json: what the data was (None for older experiments)
 
     @property
     def metric(self) -> str:
@@ -52,7 +54,7 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
     except (ValueError, FileNotFoundError, OSError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ExperimentError(f"{str(path)!r} is not an experiment written by search.run: {first}") from None
-    settings = _read_settings(uri)
+    settings = _read_json(uri, SETTINGS_FILE) or {}
     max_epochs = settings.get("space", {}).get("max_epochs") or DEFAULTS["max_epochs"]
     rows, curves, checkpoints = [], [], {}
     for trial in analysis.trials:
@@ -70,7 +72,7 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
             frame = frame.drop_duplicates(subset="training_iteration", keep="last")
             curves.append(frame.assign(trial_id=trial.trial_id))
     epochs = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame()
-    return Experiment(str(path), pd.DataFrame(rows), epochs, settings, checkpoints)
+    return Experiment(str(path), pd.DataFrame(rows), epochs, settings, checkpoints, _read_json(uri, DATA_FILE))
 
 
 def load_trials(path: str | os.PathLike) -> pd.DataFrame:
@@ -91,14 +93,14 @@ def _as_uri(path: str | os.PathLike) -> str:
     return os.path.abspath(os.path.expanduser(text))
 
 
-def _read_settings(uri: str) -> dict[str, Any]:
-    """search.json beside the experiment state, read through pyarrow like Ray reads the rest."""
+def _read_json(uri: str, name: str) -> dict[str, Any] | None:
+    """A JSON file beside the experiment state (search.json, data.json), read through pyarrow like Ray reads the rest."""
     try:
         fs, folder = pyarrow.fs.FileSystem.from_uri(uri)
-        with fs.open_input_stream(f"{folder.rstrip('/')}/{SETTINGS_FILE}") as f:
+        with fs.open_input_stream(f"{folder.rstrip('/')}/{name}") as f:
             return json.loads(f.readall().decode())
     except (OSError, ValueError):  # absent, unreadable or not JSON: the report says less
-        return {}
+        return None
 
 
 def _error_line(trial: Any) -> str:

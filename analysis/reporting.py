@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from analysis.document import Document
 from analysis.evaluation import Scores, load_kept_model, rebuild_datasets, score_split
 from analysis.experiment import Experiment, load_experiment
+from search.data_record import DataChangedError
 from analysis.figures import all_trials_figure, confusion_figure, learning_curves_figure, pr_figure, roc_figure
 from analysis.gradcam import gradcam_figure
 from analysis.tables import (
@@ -110,7 +111,9 @@ def _chosen_models_section(doc: Document, experiment: Experiment, scored: pd.Dat
     by_id = scored.set_index("trial_id")
     architectures = {by_id.loc[t].get("config/architecture", DEFAULTS["architecture"]) for _, t in chosen}
     try:
-        datasets = rebuild_datasets(experiment.settings, architectures)
+        datasets = rebuild_datasets(experiment.settings, architectures, experiment.data_record)
+    except DataChangedError:
+        raise  # scoring other images than the search saw would mislead: the report refuses
     except InputError as err:
         problems.append(f"the experiment's data cannot be rebuilt, so no model is scored on test: {err}")
         return

@@ -22,6 +22,7 @@ from typing import Any, NoReturn
 from urllib.parse import unquote, urlparse
 
 from search.connect import check_address, init_ray
+from search.data_record import DATA_FILE, check_same_data, data_record, image_sizes, load_experiment_data
 from search.files import read_json
 from search.interrupt import EXIT_INTERRUPTED, SearchInterrupted, resume_command, tune_sigint, unfinished_trials
 from search.preflight import (
@@ -76,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None,
                    help="image folder (one sub-folder per class) or MedMNIST-style .npz; default: embedded digits")
     p.add_argument("--positive-class", default=None, help="name of the positive class (default: the minority)")
+    p.add_argument("--dedup", action="store_true",
+                   help="drop identical and near-identical images (perceptual hash) before splitting; the start "
+                        "of a run counts them either way")
     p.add_argument("--image-size", type=int, default=None,
                    help="pixels for every model (default: 32 for the digits, else 96 for the CNNs, 224 for ImageNet models)")
     p.add_argument("--val-fraction", type=float, default=0.15, help="held out for validation, if the data has no splits")
@@ -254,25 +258,8 @@ def data_options(args: argparse.Namespace, space: Space | None = None) -> dict[s
         "test_fraction": args.test_fraction,
         "seed": args.seed,
         "weights_dir": args.weights_dir,
+        "dedup": args.dedup,
     }
-
-
-def image_sizes(architectures: Iterable[str], data: dict[str, Any]) -> dict[tuple[str, int | None], int]:
-    """Pixels of each architecture under each image size the data options allow (see :func:`data_options`).
-
-    Keyed by (architecture, ``image_size`` of the trial's config), as ``train_fn`` picks its data.
-    """
-    source_size = preferred_image_size(data.get("source"))
-    requested = data.get("image_size")
-    overrides = requested if isinstance(requested, list) else [requested]
-    return {(a, o): image_size_for(a, override=o, source_default=source_size) for a in architectures for o in overrides}
-
-
-def load_experiment_data(architectures: Iterable[str], data: dict[str, Any]) -> dict[int, Dataset]:
-    """The data of an experiment, decoded once at every size its architectures need, from its data options."""
-    return load_datasets(data.get("source"), image_sizes=set(image_sizes(architectures, data).values()),
-                         positive_class=data.get("positive_class"), seed=data.get("seed", DEFAULTS["seed"]),
-                         val_fraction=data.get("val_fraction", 0.15), test_fraction=data.get("test_fraction", 0.15))
 
 
 def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_states: dict[str, dict],
@@ -304,9 +291,13 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
     inputs = {"datasets": datasets, "imagenet_states": imagenet_states, "source_image_size": source_image_size}
     folder = settings.storage_path / settings.name
     if resume:
+        path = folder / DATA_FILE  # absent for experiments started before it was recorded
+        check_same_data(datasets, read_json(path, missing="", unreadable=f"cannot read {str(path)!r}")
+                        if path.exists() else None)
         tuner = restore_tuner(settings, retry_errored=retry_errored, **inputs)
     else:
         write_json_atomically(settings.describe(data_options), folder / SETTINGS_FILE)
+        write_json_atomically(data_record(datasets), folder / DATA_FILE)
         tuner = build_tuner(settings, **inputs)
     with tune_sigint():
         results = tuner.fit()

@@ -31,11 +31,13 @@ from PIL import Image, UnidentifiedImageError
 from sklearn.model_selection import train_test_split
 
 from trainables.errors import InputError
+from trainables.identity import NEAR_SEARCH_MAX, DataRecord, find_duplicates, record_of
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"})
 DIGITS_POSITIVE = (3, 5, 8)  # look alike, so the rare class is not trivially separable
 DIGITS_IMAGE_SIZE = 32  # pixels; the smallest size the study's CNN takes (divisible by 16)
 SPLIT_NAMES = ("train", "val", "test")
+FEW_VALIDATION_POSITIVES = 50  # below this, the run's start says validation metrics at a 0.5 cut are coarse
 GREY_MODES = ("1", "L", "I;16", "I;16B", "I;16L", "I;16N", "I", "F")  # Pillow modes of one-channel images
 UINT16_MAX = 65535  # 16-bit pixels are scaled by their bit depth onto 0..255
 ZIP_SIGNATURE = b"PK\x03\x04"  # a .npz is a zip of .npy files
@@ -66,6 +68,7 @@ class Dataset:
     test: Split
     class_names: tuple[str, str]  # (negative, positive)
     source: str
+    record: DataRecord | None = None  # hashes, splits and duplicates of the source (trainables.identity)
 
     @property
     def channels(self) -> int:
@@ -82,15 +85,21 @@ class Dataset:
         return getattr(self, name)
 
     def summary(self) -> str:
-        """One line per split with its class counts, for logs."""
+        """The splits with their class counts, the duplicates, and a note when validation has few positives."""
         parts = []
         for name in SPLIT_NAMES:
             neg, pos = self.split(name).class_counts()
             parts.append(f"{name} {neg + pos} ({pos} positive)")
-        return (
-            f"{self.source}: {self.image_size}x{self.image_size}x{self.channels}, "
-            f"positive class {self.class_names[1]!r}; " + ", ".join(parts)
-        )
+        lines = [f"{self.source}: {self.image_size}x{self.image_size}x{self.channels}, "
+                 f"positive class {self.class_names[1]!r}; " + ", ".join(parts)]
+        if self.record is not None:
+            lines.append(self.record.summary())
+        positives = self.val.class_counts()[1]
+        if positives < FEW_VALIDATION_POSITIVES:
+            lines.append(f"note: validation holds {positives} positive images, so recall at a 0.5 cut moves in steps "
+                         f"of 1/{positives} and the best of many trials on it is mostly luck; a metric of the scores "
+                         "(--metric val_specificity_at_recall or val_auc) holds better on unseen images")
+        return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,7 @@ def load_datasets(
     seed: int = 0,
     val_fraction: float = 0.15,
     test_fraction: float = 0.15,
+    dedup: bool = False,
 ) -> dict[int, Dataset]:
     """Decode ``source`` once and return one :class:`Dataset` per image size.
 
@@ -128,6 +138,10 @@ def load_datasets(
         Seed of the stratified split, for sources without their own splits.
     val_fraction, test_fraction : float, default=0.15
         Fractions of all images held out, for sources without their own splits.
+    dedup : bool, default=False
+        Drop exact and near duplicates (trainables.identity) before splitting,
+        keeping the first of each group (a training image before its copies
+        in validation or test, for sources with their own splits).
 
     Raises
     ------
@@ -141,12 +155,19 @@ def load_datasets(
     _check_fractions(val_fraction, test_fraction)
     decoded = _decode(source, sizes)
     labels = _binary_labels(decoded, positive_class)
-    index = _split_indices(decoded.split_of, labels, seed, val_fraction, test_fraction)
+    largest = decoded.images[sizes[-1]]
+    found = find_duplicates(largest) if len(labels) <= NEAR_SEARCH_MAX else None
+    dropped = sorted(found.redundant()) if dedup and found else []
+    keep = np.setdiff1d(np.arange(len(labels)), dropped)
+    index = {name: keep[idx] for name, idx in _split_indices(
+        None if decoded.split_of is None else decoded.split_of[keep], labels[keep], seed, val_fraction,
+        test_fraction).items()}
     names = _positive_last(decoded, labels)
+    record = record_of(decoded.source, names, largest, labels, index, dropped, found)
     datasets = {}
     for size, images in decoded.images.items():
         splits = {name: Split(images[idx], labels[idx]) for name, idx in index.items()}
-        datasets[size] = Dataset(**splits, class_names=names, source=decoded.source)
+        datasets[size] = Dataset(**splits, class_names=names, source=decoded.source, record=record)
     for name in SPLIT_NAMES:
         _check_both_classes(name, datasets[sizes[0]].split(name), own_splits=decoded.split_of is not None)
     return datasets
@@ -423,8 +444,10 @@ def _binary_labels(decoded: _Decoded, positive_class: str | None) -> np.ndarray:
     if len(values) > 2:
         raise InputError(f"{decoded.source}: labels must be binary; found {len(values)} classes: {', '.join(decoded.class_names)}")
     names = list(decoded.class_names)
+    if decoded.split_of is not None:  # the minority of the training split, which the strategies balance
+        values, counts = np.unique(decoded.labels[decoded.split_of == 0], return_counts=True)
     if positive_class is None:
-        positive = values[int(np.argmin(counts))] if counts[0] != counts[1] else values[1]
+        positive = values[int(np.argmin(counts))] if len(counts) < 2 or counts[0] != counts[1] else values[1]
     elif positive_class in names:
         positive = values[names.index(positive_class)]
     else:

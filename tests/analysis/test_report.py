@@ -61,3 +61,32 @@ def test_a_folder_that_is_not_an_experiment(tmp_path):
         load_experiment(tmp_path)
     proc = subprocess.run([sys.executable, "-m", "analysis.report", str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_the_report_refuses_data_changed_since_the_search(ray_session, tmp_path):
+    import json
+
+    import numpy as np
+
+    from search.data_record import DataChangedError
+    from tests.conftest import make_npz
+
+    data = make_npz(tmp_path / "data.npz", n={"train": (24, 8), "val": (8, 4), "test": (8, 4)}, size=16)
+    space = tmp_path / "one.json"
+    space.write_text(json.dumps({"dimensions": {"architecture": ["cnn"]}, "max_epochs": 1}))
+    args = build_parser().parse_args(["--space", str(space), "--data", str(data), "--storage-path", str(tmp_path),
+                                      "--name", "exp", "--image-size", "16"])
+    settings = settings_from_args(args)
+    datasets, states, size = prepare_inputs(settings, args)
+    folder = run(settings, datasets=datasets, imagenet_states=states, source_image_size=size,
+                 data_options=data_options(args))
+    recorded = json.loads((folder / "data.json").read_text())
+    assert len(recorded["hashes"]) == 56 and sorted(sum(recorded["splits"].values(), [])) == list(range(56))
+
+    arrays = dict(np.load(data))
+    arrays["test_labels"] = arrays["test_labels"].copy()
+    arrays["test_labels"][0] = 1 - arrays["test_labels"][0]  # one label flipped in place
+    np.savez(data, **arrays)
+    with pytest.raises(DataChangedError, match=r"is not the data this experiment's search saw: 1 labels changed "
+                                               r"\(the first at position 44\)"):  # after 32 train and 12 val images
+        build_report(str(folder), out_dir=tmp_path / "report", resamples=50)
