@@ -18,8 +18,7 @@ from ray import tune
 
 from search.data_record import DATA_FILE
 from search.results import SETTINGS_FILE, trial_row
-from search.retention import has_checkpoint_file
-from trainables import DEFAULTS, KEPT_FILE
+from trainables import DEFAULTS, KEPT_FILE, has_checkpoint_file
 
 
 class ExperimentError(ValueError):

@@ -18,8 +18,11 @@ from trainables import (
     KEPT_FILE,
     TIE_BREAKERS,
     Dataset,
+    Scores,
+    average_scores,
     classification_metrics,
     data_device,
+    has_checkpoint_file,
     kept_model,
     load_kept,
     score_split,
@@ -37,8 +40,6 @@ LEADERBOARD_METRICS = ("objective", "kept_val_recall", "kept_val_precision", "ke
 
 def trials_frame(results: tune.ResultGrid, *, max_epochs: int) -> pd.DataFrame:
     """One row per trial: ``config/...`` columns, the kept state's metrics, how the trial ended."""
-    from search.retention import has_checkpoint_file
-
     return pd.DataFrame([
         trial_row(trial_id=(r.metrics or {}).get("trial_id", Path(r.path).name), config=r.config or {},
                   metrics=r.metrics or {}, error=_one_line(r.error) if r.error else "", path=r.path,
@@ -140,35 +141,77 @@ def leaderboard(frame: pd.DataFrame, *, mode: str, top: int = 5) -> pd.DataFrame
 
 
 def evaluate_best(results: tune.ResultGrid, frame: pd.DataFrame, datasets: dict[int, Dataset], *,
-                  mode: str) -> dict[str, Any] | None:
+                  mode: str, ensemble_top: int = 1) -> dict[str, Any] | None:
     """Reload the best-ranked trial's kept model and score it once on the test split.
 
     The choice is made on validation metrics only (:func:`rank_trials`); the
-    test split is touched here, for the chosen configuration alone, to report it.
+    test split is touched here, for the chosen configuration alone, to report
+    it. With ``ensemble_top`` > 1, the mean probability of the top trials' kept
+    models is reported beside it (``"ensemble"``), with its own operating
+    threshold set on its validation scores.
     """
     ranked = rank_trials(frame.dropna(subset=[OBJECTIVE]) if OBJECTIVE in frame else frame, mode=mode)
     if ranked.empty:
         return None
-    best = next(r for r in results if r.path == ranked["path"].iloc[0])
+    by_path = {r.path: r for r in results}
+    best = by_path[ranked["path"].iloc[0]]
     if best.checkpoint is None:
         return None
-    with best.checkpoint.as_directory() as folder:
-        kept = load_kept(folder)
-    model, cfg = kept_model(kept, device=data_device())
-    scores = score_split(model, cfg, datasets[kept["image_size"]].test)
-    threshold = kept["metrics"].get("val_threshold_at_recall", math.nan)
+    model, cfg, dataset = _kept(best.checkpoint, datasets)
+    scores = score_split(model, cfg, dataset.test)
+    threshold = _delivered_threshold(best.metrics)
     chosen = {
         "config": cfg.to_dict(),
         "trial_path": best.path,
         "val": {k.removeprefix("kept_"): v for k, v in best.metrics.items() if k.startswith("kept_val_")},
         "test": classification_metrics(scores.y_true, scores.predictions(), scores.y_score, prefix="test_"),
+        **_at_threshold(scores, threshold),
     }
-    if not math.isnan(threshold):
-        # The operating point delivered with the model: set on validation for --target-recall, applied as is.
-        chosen["operating_threshold"] = threshold
-        chosen["test_at_operating_threshold"] = classification_metrics(
-            scores.y_true, scores.predictions(threshold), scores.y_score, prefix="test_")
+    members = [by_path[p] for p in ranked["path"] if has_checkpoint_file(by_path[p].checkpoint, KEPT_FILE)]
+    if ensemble_top > 1 and len(members) > 1:
+        chosen["ensemble"] = _ensemble_report(members[:ensemble_top], datasets, target_recall=cfg.target_recall)
     return chosen
+
+
+def _kept(checkpoint: tune.Checkpoint, datasets: dict[int, Dataset]) -> tuple[Any, Any, Dataset]:
+    """A checkpoint's kept model on this machine's device, its config, and the data set of its image size."""
+    with checkpoint.as_directory() as folder:
+        kept = load_kept(folder)
+    model, cfg = kept_model(kept, device=data_device())
+    return model, cfg, datasets[kept["image_size"]]
+
+
+def _delivered_threshold(metrics: dict[str, Any]) -> float:
+    return metrics.get("kept_val_threshold_at_recall", math.nan)
+
+
+def _at_threshold(scores: Scores, threshold: float) -> dict[str, Any]:
+    """The test metrics at the operating threshold delivered with the model (set on validation, applied as is)."""
+    if math.isnan(threshold):
+        return {}
+    return {"operating_threshold": threshold,
+            "test_at_operating_threshold": classification_metrics(scores.y_true, scores.predictions(threshold),
+                                                                  scores.y_score, prefix="test_")}
+
+
+def _ensemble_report(members: list[tune.Result], datasets: dict[int, Dataset], *,
+                     target_recall: float) -> dict[str, Any]:
+    """The mean probability of several trials' kept models: validation metrics, and the test split once."""
+    val, test = [], []
+    for member in members:
+        model, cfg, dataset = _kept(member.checkpoint, datasets)
+        val.append(score_split(model, cfg, dataset.val))
+        test.append(score_split(model, cfg, dataset.test))
+    val_scores, test_scores = average_scores(val), average_scores(test)
+    val_metrics = classification_metrics(val_scores.y_true, val_scores.predictions(), val_scores.y_score,
+                                         prefix="val_", target_recall=target_recall)
+    return {
+        "members": [m.path for m in members],
+        "val": val_metrics,
+        "test": classification_metrics(test_scores.y_true, test_scores.predictions(), test_scores.y_score,
+                                       prefix="test_"),
+        **_at_threshold(test_scores, val_metrics["val_threshold_at_recall"]),
+    }
 
 
 def write_json_atomically(content: dict[str, Any], path: Path) -> Path:

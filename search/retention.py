@@ -17,12 +17,11 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
-import pyarrow.fs
 from ray import tune
 from ray.tune.experiment import Trial
 
 from search.results import best_per_group, rank_trials, trial_row
-from trainables import KEPT_FILE, RESUME_FILE
+from trainables import KEPT_FILE, RESUME_FILE, delete_checkpoint_file
 
 DEFAULT_KEEP_BEST = 10
 
@@ -33,23 +32,6 @@ def weights_to_keep(trials: pd.DataFrame, *, mode: str, keep_best: int) -> set[s
         return set()
     top = rank_trials(trials.dropna(subset=["objective"]), mode=mode).head(keep_best)
     return set(top["trial_id"]) | set(best_per_group(trials, mode=mode)["trial_id"])
-
-
-def delete_checkpoint_file(checkpoint: tune.Checkpoint, name: str) -> bool:
-    """Delete ``name`` from a checkpoint folder on any storage Ray writes to; False when it was not there."""
-    try:
-        checkpoint.filesystem.delete_file(f"{checkpoint.path.rstrip('/')}/{name}")
-    except FileNotFoundError:
-        return False
-    return True
-
-
-def has_checkpoint_file(checkpoint: tune.Checkpoint | None, name: str) -> bool:
-    """Whether a checkpoint folder still holds ``name``."""
-    if checkpoint is None:
-        return False
-    info = checkpoint.filesystem.get_file_info(f"{checkpoint.path.rstrip('/')}/{name}")
-    return info.type == pyarrow.fs.FileType.File
 
 
 class WeightRetention(tune.Callback):

@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-weights", type=int, default=10,
                    help="finished trials whose kept weights stay on disk, besides the best of each architecture x "
                         "strategy x augmentation; the others keep their metrics only")
+    p.add_argument("--ensemble-top", type=int, default=1,
+                   help="also deliver the mean probability of the best N trials' kept models, with its own test "
+                        "report beside the best trial's (1: the best trial alone)")
     p.add_argument("--resume", action="store_true",
                    help="continue the interrupted experiment --name: finished trials are kept, unfinished ones "
                         "continue from their last checkpoint")
@@ -156,6 +159,9 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
     _check_positive("--checkpoint-period", args.checkpoint_period, allow_zero=True)
     if args.keep_weights < 1:
         raise InputError(f"--keep-weights must be >= 1 (the chosen trial's weights); got {args.keep_weights}")
+    if not 1 <= args.ensemble_top <= args.keep_weights:
+        raise InputError(f"--ensemble-top must be between 1 and --keep-weights ({args.keep_weights}), whose weights "
+                         f"stay on disk; got {args.ensemble_top}")
     if args.search == "grid" and args.num_samples is not None:
         raise InputError("--num-samples goes with --search optuna; grid search runs every combination once")
     fixed: dict[str, Any] = {
@@ -204,6 +210,7 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         seed=args.seed,
         checkpoint_period_s=args.checkpoint_period,
         keep_weights=args.keep_weights,
+        ensemble_top=args.ensemble_top,
         **asha_options,
     )
     if args.resume:
@@ -318,7 +325,7 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
         print(f"\nBest configurations by {settings.fixed.get('metric', DEFAULTS['metric'])} "
               f"(validation, kept state, guard: balanced accuracy >= {settings.fixed.get('min_balanced_accuracy')}):")
         print(board.to_string(float_format=lambda v: f"{v:.4f}"))
-    best = evaluate_best(results, frame, datasets, mode=settings.mode)
+    best = evaluate_best(results, frame, datasets, mode=settings.mode, ensemble_top=settings.ensemble_top)
     if best is not None:
         write_json_atomically(best, folder / BEST_FILE)
         test = best["test"]
@@ -330,6 +337,11 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
             print(f"At its operating threshold {best['operating_threshold']:.4f} (set on validation for recall "
                   f">= {best['config']['target_recall']}): test recall {at['test_recall']:.4f}, "
                   f"precision {at['test_precision']:.4f}, balanced accuracy {at['test_balanced_accuracy']:.4f}")
+        if "ensemble" in best:
+            ensemble = best["ensemble"]
+            print(f"Mean of the top {len(ensemble['members'])} trials' models: validation AUC "
+                  f"{ensemble['val']['val_auc']:.4f}; test recall {ensemble['test']['test_recall']:.4f}, "
+                  f"AUC {ensemble['test']['test_auc']:.4f}")
     return folder
 
 

@@ -45,6 +45,7 @@ class SearchSettings:
     reduction_factor: float = 4  # ASHA keeps the best 1/reduction_factor of each rung
     checkpoint_period_s: float = 60.0  # at most this much of a trial's training is lost to a crash
     keep_weights: int = 10  # finished trials whose weights stay besides each group's best (search.retention)
+    ensemble_top: int = 1  # the best trials whose mean probability is delivered beside the best one
 
     @property
     def max_epochs(self) -> int:

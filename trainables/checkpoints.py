@@ -20,9 +20,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import pyarrow.fs
 import torch
+
+if TYPE_CHECKING:  # Ray's Checkpoint: a folder on any storage Ray writes to
+    from ray.tune import Checkpoint
 
 KEPT_FILE = "kept.pt"
 RESUME_FILE = "resume.pt"
@@ -84,3 +88,20 @@ def load_resume(folder: str | Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     return {**torch.load(path, map_location="cpu", weights_only=False), "kept": load_kept(folder)}
+
+
+def delete_checkpoint_file(checkpoint: Checkpoint, name: str) -> bool:
+    """Delete ``name`` from a checkpoint folder on any storage Ray writes to; False when it was not there."""
+    try:
+        checkpoint.filesystem.delete_file(f"{checkpoint.path.rstrip('/')}/{name}")
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def has_checkpoint_file(checkpoint: Checkpoint | None, name: str) -> bool:
+    """Whether a checkpoint folder still holds ``name``."""
+    if checkpoint is None:
+        return False
+    info = checkpoint.filesystem.get_file_info(f"{checkpoint.path.rstrip('/')}/{name}")
+    return info.type == pyarrow.fs.FileType.File

@@ -69,6 +69,13 @@ class Scores:
         return (self.y_score >= threshold).astype(int)
 
 
+def average_scores(members: list[Scores]) -> Scores:
+    """The mean positive-class probability of several models on the same split: an ensemble's scores."""
+    if any(not np.array_equal(m.y_true, members[0].y_true) for m in members):
+        raise ValueError("ensemble members were scored on different images")
+    return Scores(members[0].y_true, np.mean([m.y_score for m in members], axis=0))
+
+
 @dataclass
 class EarlyStopping:
     """Stop after ``patience`` epochs without a validation loss lower by ``min_delta``; keep the best weights.

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -121,6 +122,32 @@ def test_finished_trials_keep_only_the_weights_within_the_budget(ray_session, tm
     (winner,) = [t for t, files in kept.items() if files]
     assert trials.set_index("trial_id")["weights_kept"].to_dict() == {t: t == winner for t in kept}
     assert Path(best["trial_path"]).name.startswith(f"train_fn_{winner}")
+
+
+def test_the_ensemble_of_the_top_trials_is_reported_beside_the_best(ray_session, tmp_path):
+    trials, folder = _search(tmp_path, "--ensemble-top", "3", "--keep-weights", "3")
+    best = json.loads((folder / "best.json").read_text())
+    ensemble = best["ensemble"]
+    assert len(ensemble["members"]) == 3 and ensemble["members"][0] == best["trial_path"]
+    assert 0 <= ensemble["test"]["test_auc"] <= 1 and 0 <= ensemble["val"]["val_auc"] <= 1
+    assert ensemble["operating_threshold"] == ensemble["val"]["val_threshold_at_recall"]
+
+
+def test_the_test_split_cannot_change_the_choice(ray_session, tmp_path):
+    # Flipping every test label changes nothing a search chooses with: same trials, same validation metrics.
+    from tests.conftest import make_npz
+
+    chosen = []
+    for flip in (False, True):
+        data = make_npz(tmp_path / f"data{flip}.npz", n={"train": (24, 8), "val": (8, 4), "test": (8, 4)}, size=16)
+        if flip:
+            arrays = dict(np.load(data))
+            arrays["test_labels"] = 1 - arrays["test_labels"]
+            np.savez(data, **arrays)
+        trials, folder = _search(tmp_path / str(flip), "--data", str(data))
+        best = json.loads((folder / "best.json").read_text())
+        chosen.append((best["config"], best["val"], trials.sort_values("trial_id")["objective"].tolist()))
+    assert chosen[0] == chosen[1]
 
 
 def test_optuna_search(ray_session, tmp_path):
