@@ -23,6 +23,7 @@ from search.tuner import SCHEDULERS, SEARCHERS, SearchSettings
 from trainables import (
     DEFAULTS,
     METRIC_MODES,
+    PNEUMONIA,
     Dataset,
     InputError,
     check_input_size,
@@ -49,11 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m search.run", description=__doc__.splitlines()[0],
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--space", default="quick", help=f"one of {', '.join(list_spaces())}, or a .json space file")
-    p.add_argument("--data", default=None,
-                   help="image folder (one sub-folder per class) or MedMNIST-style .npz; default: embedded digits")
+    p.add_argument("--data", default=PNEUMONIA,
+                   help=f"image folder (one sub-folder per class), MedMNIST-style .npz, or an embedded set: "
+                        f"{PNEUMONIA} (780 chest X-rays of PneumoniaMNIST) or digits (scikit-learn's)")
     p.add_argument("--positive-class", default=None, help="name of the positive class (default: the minority)")
     p.add_argument("--image-size", type=int, default=None,
-                   help="pixels for every model (default: 32 for the digits, else 96 for the CNNs, 224 for ImageNet models)")
+                   help="pixels for every model (default: 32 for the embedded sets, else 96 for the CNNs, 224 for ImageNet models)")
     p.add_argument("--val-fraction", type=float, default=0.15, help="held out for validation, if the data has no splits")
     p.add_argument("--test-fraction", type=float, default=0.15, help="held out for test, if the data has no splits")
     p.add_argument("--scheduler", choices=list(SCHEDULERS), default="grid", help="grid: run every trial out; asha: stop weak ones early")
@@ -192,7 +194,7 @@ def prepare_inputs(settings: SearchSettings, args: argparse.Namespace) -> tuple[
 def data_options(args: argparse.Namespace) -> dict[str, Any]:
     """The flags that decide the data, recorded so that the same splits can be rebuilt later."""
     return {
-        "source": str(Path(args.data).expanduser().resolve()) if args.data not in (None, "digits") else None,
+        "source": _source(args.data),
         "positive_class": args.positive_class,
         "image_size": args.image_size,
         "val_fraction": args.val_fraction,
@@ -200,6 +202,13 @@ def data_options(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed,
         "weights_dir": args.weights_dir,
     }
+
+
+def _source(data: str | None) -> str | None:
+    """What search.json records as the data source: an embedded set's name, None for the digits, else a path."""
+    if data in (None, "digits"):
+        return None  # as experiments recorded the digits before the pneumonia set became the default
+    return data if data == PNEUMONIA else str(Path(data).expanduser().resolve())
 
 
 def image_sizes(architectures: Iterable[str], data: dict[str, Any]) -> dict[str, int]:

@@ -4,6 +4,7 @@ from trainables.augmentation import augment_batch
 from trainables.checkpoints import EVERY_EPOCH, CheckpointPolicy, asha_rungs, load_state, save_state
 from trainables.config import DEFAULTS, OPTIMIZERS, TrialConfig
 from trainables.data import DIGITS_IMAGE_SIZE, Dataset, Split, load_datasets, preferred_image_size, resize_images
+from trainables.embedded import PNEUMONIA
 from trainables.errors import InputError
 from trainables.imbalance import ImbalanceSetup, create_strategy, list_strategies, register_strategy
 from trainables.loader import BatchLoader
@@ -28,7 +29,7 @@ from trainables.train import (
 )
 
 __all__ = [
-    "DEFAULTS", "DIGITS_IMAGE_SIZE", "EVERY_EPOCH", "METRIC_MODES", "OPTIMIZERS", "TIE_BREAKERS", "asha_rungs",
+    "DEFAULTS", "DIGITS_IMAGE_SIZE", "EVERY_EPOCH", "METRIC_MODES", "OPTIMIZERS", "PNEUMONIA", "TIE_BREAKERS", "asha_rungs",
     "augment_batch", "BatchLoader", "check_input_size", "CheckpointPolicy", "classification_metrics",
     "create_model", "create_strategy", "Dataset", "EarlyStopping", "evaluate_split", "get_spec",
     "guarded_objective", "image_size_for", "ImbalanceSetup", "InputError", "kept_model", "list_models",
