@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import logging
 import os
 import socket
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from search.files import read_json
+from search.progress import DEFAULT_INTERVAL_S, LiveProgress
 from search.spaces import get_space, list_spaces, validate_space
 from search.tuner import SCHEDULERS, SEARCHERS, SearchSettings
 from trainables import (
@@ -88,6 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "continue from their last checkpoint")
     p.add_argument("--retry-errored", action="store_true", help="with --resume: retry errored trials too")
     p.add_argument("--dry-run", action="store_true", help="print the trials and dimensions, start nothing")
+    p.add_argument("--verbose", action="store_true",
+                   help="Tune's own status tables and per-trial blocks instead of one progress line every 15 s")
+    p.add_argument("--progress-interval", type=float, default=DEFAULT_INTERVAL_S, help="seconds between progress lines")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also write Tune's TensorBoard event files in each trial's folder (they cost time at scale)")
+    p.add_argument("--storage", default=None,
+                   help="with --search optuna: an Optuna storage URL that keeps the study, e.g. sqlite:///study.db "
+                        "(open it with optuna-dashboard)")
+    p.add_argument("--study-name", default=None, help="with --storage: the study's name (default: --name)")
     return p
 
 
@@ -119,6 +130,9 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
     _check_positive("--checkpoint-period", args.checkpoint_period, allow_zero=True)
     if args.search == "grid" and args.num_samples is not None:
         raise InputError("--num-samples goes with --search optuna; grid search runs every combination once")
+    _check_optuna_storage(args)
+    if not args.progress_interval > 0:
+        raise InputError(f"--progress-interval must be > 0 seconds; got {args.progress_interval}")
     fixed: dict[str, Any] = {
         "seed": args.seed,
         "metric": args.metric,
@@ -156,12 +170,29 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         max_concurrent_trials=args.max_concurrent_trials,
         seed=args.seed,
         checkpoint_period_s=args.checkpoint_period,
+        verbose=args.verbose,
+        tensorboard=args.tensorboard,
+        optuna_storage=args.storage,
+        study_name=args.study_name,
         **asha_options,
     )
     if args.resume:
         _check_same_experiment(settings, data_options(args))
     check_address(args.address)
     return settings
+
+
+def _check_optuna_storage(args: argparse.Namespace) -> None:
+    """--storage is an Optuna storage URL and goes with --search optuna; --study-name goes with --storage."""
+    if args.study_name is not None and args.storage is None:
+        raise InputError("--study-name goes with --storage")
+    if args.storage is None:
+        return
+    if args.search != "optuna":
+        raise InputError("--storage goes with --search optuna (it keeps the Optuna study)")
+    if "://" not in args.storage:
+        raise InputError(f"--storage {args.storage!r} is not a database URL; e.g. sqlite:///study.db "
+                         "(a file study.db in this folder) or postgresql://user@host/db")
 
 
 def _check_same_experiment(settings: SearchSettings, data: dict[str, Any]) -> None:
@@ -226,7 +257,7 @@ def load_experiment_data(architectures: Iterable[str], data: dict[str, Any]) -> 
 
 def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_states: dict[str, dict],
         source_image_size: int | None, data_options: dict[str, Any], address: str | None = None,
-        resume: bool = False, retry_errored: bool = False) -> Path:
+        resume: bool = False, retry_errored: bool = False, progress_interval_s: float = DEFAULT_INTERVAL_S) -> Path:
     """Run (or resume) the search; write ``trials.csv`` and ``best.json`` in the experiment folder and return it."""
     import ray
 
@@ -248,14 +279,17 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
     # at ASHA's first rung still do so every few seconds, and Tune would warn each time.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if not ray.is_initialized():
-        _init_ray(address)
+        _init_ray(address, verbose=settings.verbose)
     inputs = {"datasets": datasets, "imagenet_states": imagenet_states, "source_image_size": source_image_size}
     folder = settings.storage_path / settings.name
     if resume:
         tuner = restore_tuner(settings, retry_errored=retry_errored, **inputs)
     else:
         write_json_atomically(settings.describe(data_options), folder / SETTINGS_FILE)
-        tuner = build_tuner(settings, **inputs)
+        progress = [] if settings.verbose else [LiveProgress(
+            varied_keys=[k for k, v in settings.space.dimensions.items() if len(v) > 1],
+            max_epochs=settings.max_epochs, mode=settings.mode, interval_s=progress_interval_s)]
+        tuner = build_tuner(settings, **inputs, callbacks=progress)
     results = tuner.fit()
     frame = trials_frame(results, max_epochs=settings.max_epochs)
     write_csv_atomically(frame, folder / TRIALS_FILE)
@@ -289,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(next(iter(datasets.values())).summary())
         run(settings, datasets=datasets, imagenet_states=states, source_image_size=source_size,
             data_options=data_options(args), address=args.address, resume=args.resume,
-            retry_errored=args.retry_errored)
+            retry_errored=args.retry_errored, progress_interval_s=args.progress_interval)
     except InputError as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2
@@ -306,15 +340,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _init_ray(address: str | None) -> None:
+def _init_ray(address: str | None, *, verbose: bool = False) -> None:
     import ray
     from ray.exceptions import AuthenticationError
 
+    # Ray's INFO lines ("Started a local Ray instance.") only with --verbose; warnings always.
+    quiet = {} if verbose else {"logging_level": logging.WARNING}
     try:
         if address:
-            ray.init(address=address, log_to_driver=False)
+            ray.init(address=address, log_to_driver=False, **quiet)
         else:
-            ray.init(include_dashboard=False, log_to_driver=False)
+            ray.init(include_dashboard=False, log_to_driver=False, **quiet)
     except AuthenticationError:
         raise InputError(f"the Ray cluster at {address!r} uses token authentication and no token is set here: "
                          "set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH to the cluster's token") from None

@@ -121,7 +121,7 @@ def smoke() -> Space:
             "architecture": ("cnn", "cnn_bn"),
             "strategy": ("none", "both"),
             "lr": (0.001,),
-            "batch_size": (64,),
+            "batch_size": (32,),
             "patience": (2,),
         },
         max_epochs=3,
