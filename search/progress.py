@@ -151,9 +151,9 @@ class LiveProgress(Callback):
     _last_line: float = field(default=0.0, init=False)
     _epochs_at_last_line: int = field(default=0, init=False)
     _epochs: int = field(default=0, init=False)
-    _rate: float = field(default=0.0, init=False)
+    _first_result: float | None = field(default=None, init=False)
     _trial_epochs: dict[str, int] = field(default_factory=dict, init=False)
-    _best: Best | None = field(default=None, init=False)
+    _latest: dict[str, Best] = field(default_factory=dict, init=False)
     _tqdm: Any = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -177,11 +177,16 @@ class LiveProgress(Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: Mapping[str, Any], **info) -> None:
         self._epochs += 1
+        if self._first_result is None:
+            self._first_result = time.monotonic()
         self._trial_epochs[trial.trial_id] = int(result.get("training_iteration", 0))
         value = result.get(self.rank_metric)
-        if value is not None and is_better(value, self._best.rank_value if self._best else None, mode=self.mode):
+        if value is not None:
+            # Each trial's latest value only: a trial's objective is that of its kept state,
+            # which can fall later (a lower val loss at a lower recall), and the line should
+            # not show a best that no trial holds any more.
             config = {k: trial.config.get(k) for k in self.varied_keys}
-            self._best = Best(value, float(result.get(self.shown_metric, value)), config)
+            self._latest[trial.trial_id] = Best(value, float(result.get(self.shown_metric, value)), config)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info) -> None:
         if self._tqdm is not None:
@@ -201,24 +206,33 @@ class LiveProgress(Callback):
         if self._tqdm is not None:
             self._tqdm.close()
 
+    @property
+    def best(self) -> Best | None:
+        """The best of the trials' latest results, by ``rank_metric`` in ``mode``."""
+        best = None
+        for candidate in self._latest.values():
+            if is_better(candidate.rank_value, best.rank_value if best else None, mode=self.mode):
+                best = candidate
+        return best
+
     # --- rendering --------------------------------------------------------------------------------
 
     def _emit(self, trials: list, now: float) -> None:
-        window = now - self._last_line
-        if window > 0:
-            self._rate = (self._epochs - self._epochs_at_last_line) / window
+        # Rates start at the first report: before it, workers start and data arrive (no epochs).
+        since = max(self._last_line, self._first_result or now)
+        in_window = self._epochs - self._epochs_at_last_line
         self._last_line, self._epochs_at_last_line = now, self._epochs
         counts = count_trials([t.status for t in trials], total=self._total)
         finished = [self._trial_epochs.get(t.trial_id, 0) for t in trials if t.status in (_DONE, _ERROR)]
         running = [self._trial_epochs.get(t.trial_id, 0) for t in trials if t.status == _RUNNING]
-        overall_rate = self._epochs / max(now - self._start, 1e-9)
-        # The last window's rate follows the machine; the overall one smooths a window with no report.
-        rate = self._rate if self._rate > 0 else overall_rate
+        overall = self._epochs / (now - self._first_result) if self._first_result and now > self._first_result else 0.0
+        # The last window's rate follows the machine; with under 2 epochs in it, the overall rate is steadier.
+        rate = in_window / (now - since) if in_window >= 2 and now > since else overall
         eta = eta_seconds(counts, running_epochs=running, finished_epochs=finished, max_epochs=self.max_epochs,
-                          epochs_per_s=rate)
+                          epochs_per_s=rate) if self._epochs >= 2 else None
         if self._tqdm is not None:
             self._tqdm.set_postfix_str(f"{counts.running} running, {counts.errored} errored | {rate:.1f} epochs/s | "
-                                       f"{describe_best(self._best)}", refresh=True)
+                                       f"{describe_best(self.best)}", refresh=True)
             return
-        line = progress_line(elapsed_s=now - self._start, counts=counts, epochs_per_s=rate, best=self._best, eta_s=eta)
+        line = progress_line(elapsed_s=now - self._start, counts=counts, epochs_per_s=rate, best=self.best, eta_s=eta)
         print(line, file=self.stream or sys.stdout, flush=True)

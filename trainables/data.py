@@ -122,7 +122,7 @@ def load_datasets(
     Parameters
     ----------
     source : path, ``"digits"`` or None, default=None
-        An image folder, a ``.npz`` file, or the embedded digits.
+        An image folder, a ``.npz`` file, ``"pneumonia"`` (the embedded chest X-rays) or the embedded digits.
     image_sizes : iterable of int
         Square sizes in pixels; every image is resized to each of them.
     positive_class : str, default=None
@@ -186,7 +186,7 @@ def _decode(source: str | os.PathLike | None, sizes: Sequence[int]) -> _Decoded:
         return replace(decoded, class_names=PNEUMONIA_CLASS_NAMES, source=PNEUMONIA_SOURCE)
     path = Path(source).expanduser()
     if not path.exists():
-        raise InputError(f"data path {str(path)!r} does not exist; pass an image folder, a .npz file, or omit --data for the embedded digits")
+        raise InputError(f"data path {str(path)!r} does not exist; pass an image folder, a .npz file, or omit --data for the embedded chest X-rays")
     if path.is_dir():
         return _decode_folder(path, sizes)
     if path.suffix == ".npz":

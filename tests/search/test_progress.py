@@ -104,3 +104,32 @@ def test_verbose_brings_tune_tables_back(ray_session, tmp_path, capfd, monkeypat
     build_tuner(settings, datasets={16: tiny_dataset()}, imagenet_states={}, source_image_size=16).fit()
     out = capfd.readouterr().out
     assert "Trial status" in out and "started with configuration" in out
+
+
+def _fake_trial(trial_id, status="RUNNING", **config):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(trial_id=trial_id, status=status, config=config)
+
+
+def test_the_best_is_that_of_each_trials_latest_result_not_a_value_no_trial_holds_any_more():
+    progress = LiveProgress(varied_keys=["strategy"], max_epochs=5, bar=False, stream=io.StringIO())
+    a, b = _fake_trial("a", strategy="none"), _fake_trial("b", strategy="both")
+    progress.setup(total_num_samples=2)
+    for trial, value in ((a, 0.9), (b, 0.85), (a, 0.8)):  # a's kept state changed: its objective fell
+        progress.on_trial_result(0, [a, b], trial, {"tiebroken_objective": value, "objective": value,
+                                                    "training_iteration": 1})
+    assert progress.best.config == {"strategy": "both"} and progress.best.objective == 0.85
+
+
+def test_on_a_terminal_a_tqdm_bar_counts_finished_trials():
+    stream = io.StringIO()
+    progress = LiveProgress(varied_keys=["strategy"], max_epochs=2, bar=True, stream=stream)
+    trials = [_fake_trial("a", "TERMINATED", strategy="none"), _fake_trial("b", "RUNNING", strategy="both")]
+    progress.setup(total_num_samples=2)
+    progress.on_trial_result(0, trials, trials[0], {"tiebroken_objective": 0.7, "objective": 0.7,
+                                                    "training_iteration": 2})
+    progress.on_trial_complete(0, trials, trials[0])
+    progress.on_experiment_end(trials)
+    out = stream.getvalue()
+    assert "1/2" in out and "best 0.7000 (none)" in out and "ETA" not in out
