@@ -193,6 +193,10 @@ def _check_optuna_storage(args: argparse.Namespace) -> None:
     if "://" not in args.storage:
         raise InputError(f"--storage {args.storage!r} is not a database URL; e.g. sqlite:///study.db "
                          "(a file study.db in this folder) or postgresql://user@host/db")
+    if args.storage.startswith("sqlite:///"):  # SQLite creates the file, not its folder
+        folder = Path(args.storage.removeprefix("sqlite:///")).expanduser().resolve().parent
+        if not folder.is_dir():
+            raise InputError(f"--storage {args.storage!r}: folder {str(folder)!r} does not exist")
 
 
 def _check_same_experiment(settings: SearchSettings, data: dict[str, Any]) -> None:
@@ -350,7 +354,11 @@ def _init_ray(address: str | None, *, verbose: bool = False) -> None:
         if address:
             ray.init(address=address, log_to_driver=False, **quiet)
         else:
-            ray.init(include_dashboard=False, log_to_driver=False, **quiet)
+            # "local": a Ray of our own. Without it ray.init joins any cluster another user
+            # started on this machine with `ray start` (on the shared 2-CPU machine, one
+            # with token authentication: three minutes of retries, then a failed run).
+            ray.init(address=os.environ.get("RAY_ADDRESS") or "local", include_dashboard=False,
+                     log_to_driver=False, **quiet)
     except AuthenticationError:
         raise InputError(f"the Ray cluster at {address!r} uses token authentication and no token is set here: "
                          "set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH to the cluster's token") from None

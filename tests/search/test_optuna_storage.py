@@ -34,6 +34,7 @@ def test_the_study_is_reopened_from_the_database_file(ray_session, tmp_path):
         (["--storage", "sqlite:///s.db"], "--storage goes with --search optuna"),
         (["--search", "optuna", "--storage", "study.db"], "--storage 'study.db' is not a database URL"),
         (["--study-name", "x"], "--study-name goes with --storage"),
+        (["--search", "optuna", "--storage", "sqlite:////no/such/folder/s.db"], "folder '/no/such/folder' does not exist"),
         (["--progress-interval", "0"], "--progress-interval must be > 0"),
     ],
 )
