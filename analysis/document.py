@@ -12,9 +12,10 @@ import pandas as pd
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222;
        line-height: 1.45; }
-/* Tables fit the page: a smaller font, headers and cells that wrap (ids and long names included). */
-table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.8em; max-width: 100%; }
-th, td { border: 1px solid #ccc; padding: 2px 5px; text-align: right; overflow-wrap: anywhere; }
+/* Tables fit the page: a smaller font, and headers and text that wrap at spaces (column
+   names have spaces for underscores); numbers never break inside. */
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.78em; max-width: 100%; }
+th, td { border: 1px solid #ccc; padding: 2px 3px; text-align: right; }
 th { background: #f2f2f2; vertical-align: bottom; }
 p, li { overflow-wrap: anywhere; }
 pre { background: #f7f7f7; padding: 0.6em; overflow-x: auto; max-width: 100%; box-sizing: border-box; }

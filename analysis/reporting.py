@@ -34,6 +34,7 @@ from analysis.study import (
 )
 from analysis.tables import (
     BOOTSTRAP_METRICS,
+    GROUPS,
     best_per_group,
     bootstrap_intervals,
     bootstrap_metric,
@@ -45,8 +46,9 @@ from analysis.tables import (
 from search.results import rank_trials
 from trainables import DEFAULTS, PNEUMONIA, Dataset, InputError
 
-SHOWN_METRICS = ("objective", "kept_val_recall", "kept_val_precision", "kept_val_f1", "kept_val_balanced_accuracy",
-                 "kept_val_auc", "kept_val_ap", "kept_epoch", "epochs", "ended_by")
+# F1 and AP are left to trials.csv: with them the table was wider than an 800 px page.
+SHOWN_METRICS = ("objective", "kept_val_recall", "kept_val_precision", "kept_val_balanced_accuracy",
+                 "kept_val_auc", "kept_epoch", "epochs", "ended_by")
 # Below this many minority examples in validation, one example moves recall by more than 2 points.
 FEW_VALIDATION_POSITIVES = 50
 VAL_TEST_METRICS = ("recall", "precision", "auc")  # the validation-vs-test view (bootstrap_intervals' rows)
@@ -136,10 +138,22 @@ def _guard(experiment: Experiment) -> float:
 def _comparison_section(doc: Document, experiment: Experiment, scored: pd.DataFrame) -> None:
     doc.heading("Best configuration per architecture x strategy x augmentation (validation)")
     best = best_per_group(rank_trials(scored, mode=experiment.mode), mode=experiment.mode)
-    keys = [c for c in best if c.startswith("config/") and scored[c].astype(str).nunique() > 1]
+    varied = [c for c in best if c.startswith("config/") and scored[c].astype(str).nunique() > 1]
+    keys = [c for c in varied if c in GROUPS]
     shown = keys + [c for c in SHOWN_METRICS if c in best]
     # A guarded-out trial's objective (metric - 2) would read like a metric: say why it ranks last instead.
     table = best[shown].assign(objective=objective_in_words(best, min_balanced_accuracy=_guard(experiment)))
+    others = [c for c in varied if c not in GROUPS]
+    if others:  # the full space varies 4 more settings: one column that wraps, not 4 that widen the table
+        table.insert(len(keys), "settings", [", ".join(f"{short_name(c)} {row[c]}" for c in others)
+                                             for _, row in best.iterrows()])
+    if "ended_by" in table:
+        table["ended_by"] = table["ended_by"].str.replace("_", " ")  # "max epochs" wraps in a narrow column
+    if {"kept_epoch", "epochs"} <= set(table.columns):  # one column instead of two: narrower
+        kept = [f"{k:.0f} / {e:.0f}" if pd.notna(k) else f"- / {e:.0f}" for k, e in zip(table["kept_epoch"],
+                                                                                        table["epochs"], strict=True)]
+        table = table.drop(columns=["epochs"]).assign(kept_epoch=kept).rename(
+            columns={"kept_epoch": "kept epoch / epochs"})
     doc.table(table.rename(columns=short_name))
 
 

@@ -18,6 +18,7 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from search.results import objective_in_words  # noqa: F401  (re-exported: the report's tables use it)
 from trainables import guarded_objective
 
 GROUPS = ("config/architecture", "config/strategy", "config/augment")
@@ -171,30 +172,6 @@ def bootstrap_metric(
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(draws, [tail, 100 - tail])
     return estimate, float(low), float(high)
-
-
-def objective_in_words(trials: pd.DataFrame, *, min_balanced_accuracy: float, digits: int = 4) -> pd.Series:
-    """The objective as a reader should see it: its value, or why the trial was demoted.
-
-    A trial below the degenerate-model guard carries ``metric - 2`` (e.g.
-    -1.0) so that it ranks last; shown as a number that reads like a metric.
-    Here it reads ``failed guard: balanced accuracy 0.50 < 0.60``.
-    """
-    require_columns(trials, ["objective"])
-    balanced = trials.get("kept_val_balanced_accuracy", pd.Series(np.nan, index=trials.index))
-
-    def words(objective: float, bal: float, passed: object) -> str:
-        if pd.isna(objective):
-            return "no epoch reported"
-        failed = passed is False or (pd.isna(passed) and objective < -0.5 and min_balanced_accuracy > 0)
-        if failed:
-            shown = "?" if pd.isna(bal) else f"{bal:.2f}"
-            return f"failed guard: balanced accuracy {shown} < {min_balanced_accuracy:.2f}"
-        return f"{objective:.{digits}f}"
-
-    passed = trials["guard_passed"] if "guard_passed" in trials else pd.Series(np.nan, index=trials.index)
-    return pd.Series([words(o, b, p) for o, b, p in zip(trials["objective"], balanced, passed, strict=True)],
-                     index=trials.index, name="objective")
 
 
 def threshold_sweep(y_true: np.ndarray, y_score: np.ndarray) -> pd.DataFrame:

@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 
+import pandas as pd
 import pytest
 
 CHROMIUM = shutil.which("chromium")
@@ -38,7 +39,7 @@ window.addEventListener("load", () => {
 
 def chromium_check(page, *, profile, width: int = WIDTH) -> dict:
     """Open ``page`` (a report.html) with the check script in headless Chromium; the script's result."""
-    checked = page.with_name("report-checked.html")
+    checked = page.resolve().with_name("report-checked.html")
     checked.write_text(page.read_text().replace("</body>", CHECK + "</body>"))
     proc = subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -68,3 +69,31 @@ def test_the_check_sees_an_overflowing_table(tmp_path):
     page.write_text(f"<!doctype html><html><body><table><tr>{cells}</tr></table></body></html>")
     result = chromium_check(page, profile=tmp_path / "profile")
     assert result["pageWidth"] > result["width"] and result["wide"][0].startswith("TABLE")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+def test_the_full_spaces_comparison_table_fits_800_px(tmp_path):
+    """Regression: the first table was wider than the page; the full space varies 7 dimensions."""
+    from analysis.document import Document
+    from analysis.experiment import Experiment
+    from analysis.reporting import _comparison_section
+    from search import get_space
+
+    full = get_space("full")
+    rows = []
+    for i, config in enumerate(full.grid()):
+        if i % 37:  # 39 of the 1,440 configurations, every architecture and strategy among them
+            continue
+        failed = i % 3 == 0
+        rows.append({"trial_id": f"a1b2c_{i:05d}", **{f"config/{k}": v for k, v in config.items()},
+                     "config/min_balanced_accuracy": 0.6, "objective": -1.0 if failed else 0.9,
+                     "kept_val_recall": 1.0 if failed else 0.9, "kept_val_precision": 0.61234,
+                     "kept_val_balanced_accuracy": 0.5 if failed else 0.81234, "kept_val_auc": 0.91234,
+                     "guard_passed": not failed, "kept_epoch": 7, "epochs": 12, "ended_by": "max_epochs"})
+    trials = pd.DataFrame(rows)
+    doc = Document("full")
+    _comparison_section(doc, Experiment("x", trials, pd.DataFrame(), {}), trials)
+    page = tmp_path / "report.html"
+    page.write_text(doc.to_html())
+    result = chromium_check(page, profile=tmp_path / "profile")
+    assert result["pageWidth"] <= result["width"] and not result["wide"], result
