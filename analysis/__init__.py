@@ -2,20 +2,36 @@
 
 from analysis.evaluation import Scores, load_kept_model, rebuild_datasets, score_split
 from analysis.experiment import Experiment, ExperimentError, load_epochs, load_experiment, load_trials
+from analysis.figures import all_trials_figure, learning_curves_figure
 from analysis.gradcam import gradcam_figure, gradcam_maps, pick_examples
+from analysis.importance import dimension_importance
 from analysis.reporting import build_report, chosen_trials
+from analysis.study import (
+    best_cells,
+    importance_figure,
+    parallel_coordinates_figure,
+    pareto_figure,
+    pareto_front,
+    strategy_panel_figure,
+    validation_vs_test_figure,
+)
 from analysis.tables import (
     best_per_group,
     bootstrap_intervals,
+    bootstrap_metric,
     choose_threshold,
     confusion_frame,
+    objective_in_words,
     report_frame,
     report_text,
 )
 
 __all__ = [
-    "Experiment", "ExperimentError", "Scores", "best_per_group", "bootstrap_intervals", "build_report",
-    "choose_threshold", "chosen_trials", "confusion_frame", "gradcam_figure", "gradcam_maps", "load_epochs",
-    "load_experiment", "load_kept_model", "load_trials", "pick_examples", "rebuild_datasets", "report_frame",
-    "report_text", "score_split",
+    "Experiment", "ExperimentError", "Scores", "all_trials_figure", "best_cells", "best_per_group",
+    "bootstrap_intervals", "bootstrap_metric", "build_report", "choose_threshold", "chosen_trials",
+    "confusion_frame", "dimension_importance", "gradcam_figure", "gradcam_maps", "importance_figure",
+    "learning_curves_figure", "load_epochs", "load_experiment", "load_kept_model", "load_trials",
+    "objective_in_words", "parallel_coordinates_figure", "pareto_figure", "pareto_front", "pick_examples",
+    "rebuild_datasets", "report_frame", "report_text", "score_split", "strategy_panel_figure",
+    "validation_vs_test_figure",
 ]

@@ -10,14 +10,18 @@ from pathlib import Path
 import pandas as pd
 
 STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; line-height: 1.45; }
-table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
-th { background: #f2f2f2; }
-pre { background: #f7f7f7; padding: 0.6em; overflow-x: auto; }
-figure { display: inline-block; margin: 0.5em 1em 0.5em 0; vertical-align: top; }
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222;
+       line-height: 1.45; }
+/* Tables fit the page: a smaller font, and headers and text that wrap at spaces (column
+   names have spaces for underscores); numbers never break inside. */
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.78em; max-width: 100%; }
+th, td { border: 1px solid #ccc; padding: 2px 3px; text-align: right; }
+th { background: #f2f2f2; vertical-align: bottom; }
+p, li { overflow-wrap: anywhere; }
+pre { background: #f7f7f7; padding: 0.6em; overflow-x: auto; max-width: 100%; box-sizing: border-box; }
+figure { display: inline-block; margin: 0.5em 1em 0.5em 0; vertical-align: top; max-width: 100%; }
 figcaption { font-size: 0.85em; color: #555; }
-img { max-width: 100%; }
+img { max-width: 100%; height: auto; }
 """
 
 

@@ -1,6 +1,6 @@
 """Search efficiency and packing: ASHA against plain grid on the quick space, and how full the slots are.
 
-Runs the quick space (16 trials) twice on a local Ray with 2 CPUs, once with
+Runs the quick space twice (on the digits) on a local Ray with 2 CPUs, once with
 the FIFO scheduler (every trial to its own early stop) and once with ASHA.
 Images are 16x16 so that both runs fit in a few minutes on a CPU. Prints
 

@@ -8,6 +8,7 @@ on Linux listens on every interface. A local run here starts its own Ray
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -28,17 +29,20 @@ HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0
 HTTP2_SETTINGS = 4
 
 
-def init_ray(address: str | None) -> None:
+def init_ray(address: str | None, *, verbose: bool = False) -> None:
     """Connect to the cluster at ``address``, or start a local Ray that is this run's alone."""
     import ray
     from ray.exceptions import AuthenticationError
 
+    # Ray's INFO lines ("Started a local Ray instance.") only with --verbose; warnings always.
+    quiet = {} if verbose else {"logging_level": logging.WARNING}
     try:
         if address:
-            ray.init(address=address, log_to_driver=False)
+            ray.init(address=address, log_to_driver=False, **quiet)
         else:
             with _loopback_only():
-                ray.init(address="local", _node_ip_address=LOOPBACK, include_dashboard=False, log_to_driver=False)
+                ray.init(address="local", _node_ip_address=LOOPBACK, include_dashboard=False, log_to_driver=False,
+                         **quiet)
     except AuthenticationError:
         raise InputError(f"the Ray cluster at {address!r} uses token authentication and no token is set here: "
                          "set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH to the cluster's token") from None

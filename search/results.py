@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from ray import tune
 
@@ -137,7 +138,10 @@ def leaderboard(frame: pd.DataFrame, *, mode: str, top: int = 5) -> pd.DataFrame
     ranked = rank_trials(frame, mode=mode).head(top)
     varied = [c for c in frame if c.startswith("config/") and frame[c].astype(str).nunique() > 1]
     shown = [c for c in LEADERBOARD_METRICS if c in frame]
-    return ranked[varied + shown].rename(columns=lambda c: c.removeprefix("config/")).reset_index(drop=True)
+    board = ranked[varied + shown]
+    if "objective" in board and not board.empty:  # a guarded-out trial's -1.0 reads like a metric; say why
+        board = board.assign(objective=objective_in_words(ranked))
+    return board.rename(columns=lambda c: c.removeprefix("config/")).reset_index(drop=True)
 
 
 def evaluate_best(results: tune.ResultGrid, frame: pd.DataFrame, datasets: dict[int, Dataset], *,
@@ -212,6 +216,37 @@ def _ensemble_report(members: list[tune.Result], datasets: dict[int, Dataset], *
                                        prefix="test_"),
         **_at_threshold(test_scores, val_metrics["val_threshold_at_recall"]),
     }
+
+
+def objective_in_words(trials: pd.DataFrame, *, min_balanced_accuracy: float | None = None,
+                       digits: int = 4) -> pd.Series:
+    """The objective as a reader should see it: its value, or why the trial was demoted.
+
+    A trial below the degenerate-model guard carries ``metric - 2`` (e.g.
+    -1.0) so that it ranks last; shown as a number that reads like a metric.
+    Here it reads ``failed guard: balanced accuracy 0.50 < 0.60``. The floor
+    is ``min_balanced_accuracy``, else the trials' ``config/min_balanced_accuracy``.
+    """
+    if "objective" not in trials:
+        raise ValueError(f"trials lack column objective; available: {', '.join(map(str, trials.columns))}")
+    if min_balanced_accuracy is None:
+        floors = trials.get("config/min_balanced_accuracy")
+        min_balanced_accuracy = float(floors.iloc[0]) if floors is not None and len(floors) else \
+            DEFAULTS["min_balanced_accuracy"]
+    balanced = trials.get("kept_val_balanced_accuracy", pd.Series(np.nan, index=trials.index))
+
+    def words(objective: float, bal: float, passed: object) -> str:
+        if pd.isna(objective):
+            return "no epoch reported"
+        failed = passed is False or (pd.isna(passed) and objective < -0.5 and min_balanced_accuracy > 0)
+        if failed:
+            shown = "?" if pd.isna(bal) else f"{bal:.2f}"
+            return f"failed guard: balanced accuracy {shown} < {min_balanced_accuracy:.2f}"
+        return f"{objective:.{digits}f}"
+
+    passed = trials["guard_passed"] if "guard_passed" in trials else pd.Series(np.nan, index=trials.index)
+    return pd.Series([words(o, b, p) for o, b, p in zip(trials["objective"], balanced, passed, strict=True)],
+                     index=trials.index, name="objective")
 
 
 def write_json_atomically(content: dict[str, Any], path: Path) -> Path:

@@ -32,12 +32,14 @@ from search.preflight import (
     local_cpus,
     local_gpus,
 )
+from search.progress import DEFAULT_INTERVAL_S, LiveProgress
 from search.resources import AUTO, describe_shares, largest_gpu_request, local_gpu_mib
 from search.spaces import Space, get_space, list_spaces
 from search.tuner import SCHEDULERS, SEARCHERS, SearchSettings
 from trainables import (
     DEFAULTS,
     METRIC_MODES,
+    PNEUMONIA,
     Dataset,
     InputError,
     check_input_size,
@@ -74,14 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m search.run", description=__doc__.splitlines()[0],
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--space", default="quick", help=f"one of {', '.join(list_spaces())}, or a .json space file")
-    p.add_argument("--data", default=None,
-                   help="image folder (one sub-folder per class) or MedMNIST-style .npz; default: embedded digits")
+    p.add_argument("--data", default=PNEUMONIA,
+                   help=f"image folder (one sub-folder per class), MedMNIST-style .npz, or an embedded set: "
+                        f"{PNEUMONIA} (780 chest X-rays of PneumoniaMNIST) or digits (scikit-learn's)")
     p.add_argument("--positive-class", default=None, help="name of the positive class (default: the minority)")
     p.add_argument("--dedup", action="store_true",
                    help="drop identical and near-identical images (perceptual hash) before splitting; the start "
                         "of a run counts them either way")
     p.add_argument("--image-size", type=int, default=None,
-                   help="pixels for every model (default: 32 for the digits, else 96 for the CNNs, 224 for ImageNet models)")
+                   help="pixels for every model (default: 32 for the embedded sets, else 96 for the CNNs, 224 for ImageNet models)")
     p.add_argument("--val-fraction", type=float, default=0.15, help="held out for validation, if the data has no splits")
     p.add_argument("--test-fraction", type=float, default=0.15, help="held out for test, if the data has no splits")
     p.add_argument("--scheduler", choices=list(SCHEDULERS), default="grid", help="grid: run every trial out; asha: stop weak ones early")
@@ -129,6 +132,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the trials and dimensions, start nothing")
     p.add_argument("--yes", action="store_true",
                    help="run a space of more than 2,000 trials without asking (needed when stdin is not a terminal)")
+    p.add_argument("--verbose", action="store_true",
+                   help="Tune's own status tables and per-trial blocks instead of one progress line every 15 s")
+    p.add_argument("--progress-interval", type=float, default=DEFAULT_INTERVAL_S, help="seconds between progress lines")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also write Tune's TensorBoard event files in each trial's folder (they cost time at scale)")
+    p.add_argument("--storage", default=None,
+                   help="with --search optuna: an Optuna storage URL that keeps the study, e.g. sqlite:///study.db "
+                        "(open it with optuna-dashboard)")
+    p.add_argument("--study-name", default=None, help="with --storage: the study's name (default: --name)")
     return p
 
 
@@ -164,6 +176,9 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
                          f"stay on disk; got {args.ensemble_top}")
     if args.search == "grid" and args.num_samples is not None:
         raise InputError("--num-samples goes with --search optuna; grid search runs every combination once")
+    _check_optuna_storage(args)
+    if not args.progress_interval > 0:
+        raise InputError(f"--progress-interval must be > 0 seconds; got {args.progress_interval}")
     fixed: dict[str, Any] = {
         "seed": args.seed,
         "metric": args.metric,
@@ -211,6 +226,10 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         checkpoint_period_s=args.checkpoint_period,
         keep_weights=args.keep_weights,
         ensemble_top=args.ensemble_top,
+        verbose=args.verbose,
+        tensorboard=args.tensorboard,
+        optuna_storage=args.storage,
+        study_name=args.study_name,
         **asha_options,
     )
     if args.resume:
@@ -220,6 +239,23 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         check_local_resources(cpus_per_trial=args.cpus_per_trial, gpus_per_trial=largest_gpu_request(gpus),
                               cpus=local_cpus(), gpus=local_gpus())
     return settings
+
+
+def _check_optuna_storage(args: argparse.Namespace) -> None:
+    """--storage is an Optuna storage URL and goes with --search optuna; --study-name goes with --storage."""
+    if args.study_name is not None and args.storage is None:
+        raise InputError("--study-name goes with --storage")
+    if args.storage is None:
+        return
+    if args.search != "optuna":
+        raise InputError("--storage goes with --search optuna (it keeps the Optuna study)")
+    if "://" not in args.storage:
+        raise InputError(f"--storage {args.storage!r} is not a database URL; e.g. sqlite:///study.db "
+                         "(a file study.db in this folder) or postgresql://user@host/db")
+    if args.storage.startswith("sqlite:///"):  # SQLite creates the file, not its folder
+        folder = Path(args.storage.removeprefix("sqlite:///")).expanduser().resolve().parent
+        if not folder.is_dir():
+            raise InputError(f"--storage {args.storage!r}: folder {str(folder)!r} does not exist")
 
 
 def _check_same_experiment(settings: SearchSettings, data: dict[str, Any]) -> None:
@@ -258,7 +294,7 @@ def data_options(args: argparse.Namespace, space: Space | None = None) -> dict[s
     """
     varied = space is not None and "image_size" in space.dimensions
     return {
-        "source": str(Path(args.data).expanduser().resolve()) if args.data not in (None, "digits") else None,
+        "source": _source(args.data),
         "positive_class": args.positive_class,
         "image_size": list(space.dimensions["image_size"]) if varied else args.image_size,
         "val_fraction": args.val_fraction,
@@ -269,9 +305,16 @@ def data_options(args: argparse.Namespace, space: Space | None = None) -> dict[s
     }
 
 
+def _source(data: str | None) -> str | None:
+    """What search.json records as the data source: an embedded set's name, None for the digits, else a path."""
+    if data in (None, "digits"):
+        return None  # as experiments recorded the digits before the pneumonia set became the default
+    return data if data == PNEUMONIA else str(Path(data).expanduser().resolve())
+
+
 def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_states: dict[str, dict],
         source_image_size: int | None, data_options: dict[str, Any], address: str | None = None,
-        resume: bool = False, retry_errored: bool = False) -> Path:
+        resume: bool = False, retry_errored: bool = False, progress_interval_s: float = DEFAULT_INTERVAL_S) -> Path:
     """Run (or resume) the search; write ``trials.csv`` and ``best.json`` in the experiment folder and return it."""
     import ray
 
@@ -293,7 +336,7 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
     # at ASHA's first rung still do so every few seconds, and Tune would warn each time.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if not ray.is_initialized():
-        init_ray(address)
+        init_ray(address, verbose=settings.verbose)
         _check_started_ray_fits(settings, address)
     inputs = {"datasets": datasets, "imagenet_states": imagenet_states, "source_image_size": source_image_size}
     folder = settings.storage_path / settings.name
@@ -305,7 +348,10 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
     else:
         write_json_atomically(settings.describe(data_options), folder / SETTINGS_FILE)
         write_json_atomically(data_record(datasets), folder / DATA_FILE)
-        tuner = build_tuner(settings, **inputs)
+        progress = [] if settings.verbose else [LiveProgress(
+            varied_keys=[k for k, v in settings.space.dimensions.items() if len(v) > 1],
+            max_epochs=settings.max_epochs, mode=settings.mode, interval_s=progress_interval_s)]
+        tuner = build_tuner(settings, **inputs, callbacks=progress)
     with tune_sigint():
         results = tuner.fit()
     expected = trial_count(settings)
@@ -368,7 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   source_image_size=source_size))
         run(settings, datasets=datasets, imagenet_states=states, source_image_size=source_size,
             data_options=data_options(args, settings.space), address=args.address, resume=args.resume,
-            retry_errored=args.retry_errored)
+            retry_errored=args.retry_errored, progress_interval_s=args.progress_interval)
     except InputError as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2

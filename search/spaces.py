@@ -144,30 +144,40 @@ def smoke() -> Space:
             "architecture": ("cnn", "cnn_bn"),
             "strategy": ("none", "both"),
             "lr": (0.001,),
-            "batch_size": (64,),
-            "patience": (2,),
+            "batch_size": (32,),
+            "patience": (3,),
         },
-        max_epochs=3,
-        description="study CNNs x {none, both}, 3 epochs",
+        # On the embedded chest X-rays every model calls everything positive for its first
+        # few epochs; at 3 epochs all four failed the guard, which made a poor first look.
+        max_epochs=6,
+        description="study CNNs x {none, both}, 6 epochs",
     )
 
 
 @register_space
 def quick() -> Space:
-    """The study's two CNNs x 4 strategies x augmentation, one good optimiser setting."""
+    """The study's question at a glance: its two CNNs x 4 strategies, one good optimiser setting.
+
+    Sized for ``make run`` to answer within five minutes on two CPUs on the
+    embedded PneumoniaMNIST subsample (400 training images). Batches of 32
+    rather than 64: at 64, 400 images are 7 steps an epoch, and cnn_bn's
+    BatchNorm statistics had not settled before patience 5 stopped it, so
+    every cnn_bn trial failed the guard (all predicted positive); at 32 every
+    trial passes it. Augmentation is left to the full space.
+    """
     return Space(
         "quick",
         {
             "architecture": ("cnn", "cnn_bn"),
             "strategy": STUDY_STRATEGIES,
-            "augment": (False, True),
+            "augment": (False,),
             "optimizer": ("adam",),
             "lr": (0.001,),
-            "batch_size": (64,),
-            "patience": (5,),
+            "batch_size": (32,),
+            "patience": (4,),
         },
-        max_epochs=20,
-        description="study CNNs x 4 strategies x augmentation, adam lr 0.001",
+        max_epochs=12,
+        description="study CNNs x 4 strategies, adam lr 0.001, batch 32, 12 epochs",
     )
 
 

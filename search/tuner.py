@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ray import tune
+from ray.tune import Callback
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from search.resources import trial_resources
@@ -20,6 +24,7 @@ from trainables import CheckpointPolicy, Dataset, asha_rungs, train_fn
 # floor in their first epochs); ASHA lets every tie through a rung, so on the
 # plain objective it stops few trials.
 SEARCH_METRIC = "tiebroken_objective"
+_USER_NEW_OUTPUT = os.environ.get("RAY_AIR_NEW_OUTPUT")  # as the user set it, before quiet_tune_output
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,10 @@ class SearchSettings:
     checkpoint_period_s: float = 60.0  # at most this much of a trial's training is lost to a crash
     keep_weights: int = 10  # finished trials whose weights stay besides each group's best (search.retention)
     ensemble_top: int = 1  # the best trials whose mean probability is delivered beside the best one
+    verbose: bool = False  # Tune's own status tables and per-trial blocks
+    tensorboard: bool = False  # Tune's TensorBoard event files per trial (CSV and JSON are always written)
+    optuna_storage: str | None = None  # an Optuna storage URL (sqlite:///study.db) that keeps the study
+    study_name: str | None = None  # the study's name in that storage; default: the experiment's name
 
     @property
     def max_epochs(self) -> int:
@@ -96,7 +105,13 @@ def optuna(settings: SearchSettings):
         raise RuntimeError("the optuna search needs optuna: pip install optuna") from err
     import optuna as _optuna
 
-    return OptunaSearch(sampler=_optuna.samplers.TPESampler(seed=settings.seed))
+    storage = {}
+    if settings.optuna_storage:
+        # Ray's OptunaSearch takes a storage object, not a URL; the study is created
+        # there (or reopened: load_if_exists) so that optuna-dashboard can open it.
+        storage = {"storage": _optuna.storages.RDBStorage(settings.optuna_storage),
+                   "study_name": settings.study_name or settings.name}
+    return OptunaSearch(sampler=_optuna.samplers.TPESampler(seed=settings.seed), **storage)
 
 
 SCHEDULERS: dict[str, Callable[[SearchSettings], TrialScheduler]] = {"grid": fifo, "asha": asha}
@@ -127,8 +142,47 @@ def make_trainable(settings: SearchSettings, *, datasets: dict[int, Dataset], im
         source_image_size=source_image_size))
 
 
+def logger_callbacks(settings: SearchSettings) -> list[Callback]:
+    """Tune's CSV and JSON loggers, which ``analysis`` reads; its TensorBoard logger only with ``settings.tensorboard``.
+
+    Tune adds all three unless TUNE_DISABLE_AUTO_CALLBACK_LOGGERS is set; the
+    TensorBoard files cost time at scale (benchmarks/tensorboard_overhead.py,
+    docs/benchmarks.md), so they are opt-in.
+    """
+    _no_automatic_loggers()
+    return [CSVLoggerCallback(), JsonLoggerCallback(), *([TBXLoggerCallback()] if settings.tensorboard else [])]
+
+
+def _no_automatic_loggers() -> None:
+    # Read by Tune when fit() starts (ray.tune.utils.callback._create_default_callbacks):
+    # without it Tune would add the TensorBoard logger back. Every Tuner of this
+    # process passes its loggers itself (logger_callbacks), so setting it here is safe.
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+
+
+def quiet_tune_output(settings: SearchSettings) -> None:
+    """Unless ``settings.verbose``: no Tune tables, banners or INFO lines; search.progress reports instead.
+
+    ``RunConfig(verbose=0)`` silences the status tables and per-trial blocks,
+    but Tune's newer output engine still prints a table of the experiment's
+    settings at the start; the older engine, at verbosity 0, prints nothing.
+    Tune reads RAY_AIR_NEW_OUTPUT when fit() starts.
+    """
+    if settings.verbose:  # the user's own choice back, should a quiet search of this process have changed it
+        if _USER_NEW_OUTPUT is None:
+            os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
+        else:
+            os.environ["RAY_AIR_NEW_OUTPUT"] = _USER_NEW_OUTPUT
+        logging.getLogger("ray.tune").setLevel(logging.NOTSET)
+        return
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    logging.getLogger("ray.tune").setLevel(logging.WARNING)  # "Wrote the latest version of all result files ..."
+
+
 def restore_tuner(settings: SearchSettings, *, retry_errored: bool, **inputs: Any) -> tune.Tuner:
     """The interrupted experiment of ``settings``: finished trials kept, unfinished ones from their checkpoints."""
+    _no_automatic_loggers()  # the restored RunConfig carries the loggers it was started with
+    quiet_tune_output(settings)
     return tune.Tuner.restore(
         str(settings.storage_path / settings.name),
         trainable=make_trainable(settings, **inputs),
@@ -139,11 +193,15 @@ def restore_tuner(settings: SearchSettings, *, retry_errored: bool, **inputs: An
 
 
 def build_tuner(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_states: dict[str, dict],
-                source_image_size: int | None) -> tune.Tuner:
-    """A Tuner of ``train_fn`` over the settings' space; data and weights go through the object store."""
+                source_image_size: int | None, callbacks: Sequence[Callback] = ()) -> tune.Tuner:
+    """A Tuner of ``train_fn`` over the settings' space; data and weights go through the object store.
+
+    ``callbacks`` (e.g. :class:`search.progress.LiveProgress`) come after the loggers.
+    """
     trainable = make_trainable(settings, datasets=datasets, imagenet_states=imagenet_states,
                                source_image_size=source_image_size)
     searcher = SEARCHERS[settings.search]
+    quiet_tune_output(settings)
     tune_config = tune.TuneConfig(
         metric=SEARCH_METRIC,
         mode=settings.mode,
@@ -166,7 +224,10 @@ def build_tuner(settings: SearchSettings, *, datasets: dict[int, Dataset], image
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         failure_config=tune.FailureConfig(max_failures=settings.max_failures),
         # Finished trials keep no resume state, and only the weights the analysis can need.
-        callbacks=[WeightRetention(mode=settings.mode, keep_best=settings.keep_weights)],
-        verbose=1,
+        callbacks=[*logger_callbacks(settings), WeightRetention(mode=settings.mode, keep_best=settings.keep_weights),
+                   *callbacks],
+        # 0: no status table per update and no block per started trial (30,837 lines in
+        # five minutes of the full grid on a GPU); search.progress prints a line instead.
+        verbose=1 if settings.verbose else 0,
     )
     return tune.Tuner(trainable, param_space=param_space(settings), tune_config=tune_config, run_config=run_config)

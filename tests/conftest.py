@@ -16,7 +16,8 @@ def ray_session():
     """A local Ray with 2 CPUs, started once for every test that needs it."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    # address="local": never join a cluster someone else started on this machine with `ray start`.
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     yield ray
     ray.shutdown()
 

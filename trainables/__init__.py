@@ -16,6 +16,7 @@ from trainables.checkpoints import (
 from trainables.config import DEFAULTS, OPTIMIZERS, TrialConfig
 from trainables.data import DIGITS_IMAGE_SIZE, Dataset, Split, load_datasets, preferred_image_size, resize_images
 from trainables.device import GpuMemoryError, data_device, placement
+from trainables.embedded import PNEUMONIA
 from trainables.errors import InputError
 from trainables.imbalance import ImbalanceSetup, create_strategy, list_strategies, register_strategy
 from trainables.loader import BatchLoader
@@ -54,12 +55,12 @@ from trainables.train import (
 
 __all__ = [
     "DEFAULTS", "DIGITS_IMAGE_SIZE", "EVAL_BATCH_SIZE", "EVERY_EPOCH", "KEPT_FILE", "METRIC_MODES", "OPTIMIZERS",
-    "RESUME_FILE", "TIE_BREAKERS", "asha_rungs", "augment_batch", "average_scores", "BatchLoader", "check_input_size",
-    "CheckpointPolicy", "classification_metrics", "create_model", "create_strategy", "data_device", "delete_checkpoint_file", "Dataset",
-    "EarlyStopping", "evaluate_split", "get_spec", "GpuMemory", "GpuMemoryError", "GpuRecipe", "guarded_objective",
-    "has_checkpoint_file",
-    "image_size_for", "ImbalanceSetup", "InputError", "kept_model", "list_models", "list_strategies", "load_datasets",
-    "load_kept", "load_pretrained_state", "load_resume", "ModelSpec", "placement", "preferred_image_size",
-    "register_model", "register_strategy", "resize_images", "run_trial", "save_checkpoint", "score_split", "Scores",
-    "Split", "tiebroken_objective", "train_fn", "TrialConfig", "weights_path", "worst_objective",
+    "PNEUMONIA", "RESUME_FILE", "TIE_BREAKERS", "asha_rungs", "augment_batch", "average_scores", "BatchLoader",
+    "check_input_size", "CheckpointPolicy", "classification_metrics", "create_model", "create_strategy", "data_device",
+    "delete_checkpoint_file", "Dataset", "EarlyStopping", "evaluate_split", "get_spec", "GpuMemory", "GpuMemoryError",
+    "GpuRecipe", "guarded_objective", "has_checkpoint_file", "image_size_for", "ImbalanceSetup", "InputError",
+    "kept_model", "list_models", "list_strategies", "load_datasets", "load_kept", "load_pretrained_state",
+    "load_resume", "ModelSpec", "placement", "preferred_image_size", "register_model", "register_strategy",
+    "resize_images", "run_trial", "save_checkpoint", "score_split", "Scores", "Split", "tiebroken_objective",
+    "train_fn", "TrialConfig", "weights_path", "worst_objective",
 ]

@@ -2,6 +2,8 @@
 
 Three sources are understood:
 
+* ``"pneumonia"``: a 780-image subsample of PneumoniaMNIST shipped with the
+  code (``trainables.embedded``), the command line's default.
 * ``None`` or ``"digits"``: scikit-learn's bundled 8x8 digit scans (1,797
   real images, no download), made binary: the digits 3, 5 and 8 are the
   positive (minority, 30 %) class, every other digit is negative.
@@ -21,7 +23,7 @@ import zipfile
 import zlib
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +32,13 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from sklearn.model_selection import train_test_split
 
+from trainables.embedded import (
+    PNEUMONIA,
+    PNEUMONIA_CLASS_NAMES,
+    PNEUMONIA_IMAGE_SIZE,
+    PNEUMONIA_PATH,
+    PNEUMONIA_SOURCE,
+)
 from trainables.errors import InputError
 from trainables.identity import NEAR_SEARCH_MAX, DataRecord, find_duplicates, record_of
 
@@ -128,7 +137,7 @@ def load_datasets(
     Parameters
     ----------
     source : path, ``"digits"`` or None, default=None
-        An image folder, a ``.npz`` file, or the embedded digits.
+        An image folder, a ``.npz`` file, ``"pneumonia"`` (the embedded chest X-rays) or the embedded digits.
     image_sizes : iterable of int
         Square sizes in pixels; every image is resized to each of them.
     positive_class : str, default=None
@@ -174,7 +183,9 @@ def load_datasets(
 
 
 def preferred_image_size(source: str | os.PathLike | None) -> int | None:
-    """A source's own image size, if it has one: 32 px for the 8x8 digits; None lets each model choose."""
+    """A source's own image size, if it has one: 32 px for the embedded sets; None lets each model choose."""
+    if str(source) == PNEUMONIA:
+        return PNEUMONIA_IMAGE_SIZE
     return DIGITS_IMAGE_SIZE if source is None or str(source) == "digits" else None
 
 
@@ -196,9 +207,12 @@ def resize_images(images: np.ndarray, size: int) -> np.ndarray:
 def _decode(source: str | os.PathLike | None, sizes: Sequence[int]) -> _Decoded:
     if source is None or str(source) == "digits":
         return _decode_digits(sizes)
+    if str(source) == PNEUMONIA:  # the embedded PneumoniaMNIST subsample (trainables.embedded)
+        decoded = _decode_npz(PNEUMONIA_PATH, sizes)
+        return replace(decoded, class_names=PNEUMONIA_CLASS_NAMES, source=PNEUMONIA_SOURCE)
     path = Path(source).expanduser()
     if not path.exists():
-        raise InputError(f"data path {str(path)!r} does not exist; pass an image folder, a .npz file, or omit --data for the embedded digits")
+        raise InputError(f"data path {str(path)!r} does not exist; pass an image folder, a .npz file, or omit --data for the embedded chest X-rays")
     if path.is_dir():
         return _decode_folder(path, sizes)
     if path.suffix == ".npz":

@@ -7,18 +7,11 @@ import sys
 import pytest
 
 from analysis import ExperimentError, build_report, load_epochs, load_experiment, load_trials
-from search.run import build_parser, data_options, prepare_inputs, run, settings_from_args
 
 
-@pytest.fixture(scope="module")
-def experiment(ray_session, tmp_path_factory):
-    storage = tmp_path_factory.mktemp("results")
-    args = build_parser().parse_args(["--space", "smoke", "--storage-path", str(storage), "--name", "exp",
-                                      "--image-size", "16", "--max-epochs", "2"])
-    settings = settings_from_args(args)
-    datasets, states, size = prepare_inputs(settings, args)
-    return run(settings, datasets=datasets, imagenet_states=states, source_image_size=size,
-               data_options=data_options(args))
+@pytest.fixture
+def experiment(smoke_experiment):
+    return smoke_experiment
 
 
 def test_loader_gives_one_row_per_trial_and_per_epoch(experiment):
@@ -30,8 +23,8 @@ def test_loader_gives_one_row_per_trial_and_per_epoch(experiment):
     assert {"config/architecture", "val_recall", "train_loss"} <= set(epochs.columns)
 
 
-def test_report_writes_markdown_html_and_every_figure(experiment, tmp_path):
-    out = build_report(str(experiment), out_dir=tmp_path, resamples=200)
+def test_report_writes_markdown_html_and_every_figure(smoke_report):
+    out = smoke_report
     md = (out / "report.md").read_text()
     for part in ("Best configuration per architecture", "Best overall", "bootstrap", "Grad-CAM",
                  "4 finished", "precision    recall  f1-score"):
@@ -41,6 +34,21 @@ def test_report_writes_markdown_html_and_every_figure(experiment, tmp_path):
     assert (out / "all_trials.png").is_file()
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == md.count("![")
+
+
+def test_report_answers_the_study_question(smoke_experiment, smoke_report):
+    """Importance, strategy panel, parallel coordinates, Pareto front, validation vs test; guard failures in words."""
+    md = (smoke_report / "report.md").read_text()
+    for part in ("What mattered", "fANOVA", "| dimension", "Pareto front", "Validation estimate vs test result",
+                 "recall validation", "recall test", "positives val / test"):
+        assert part in md, part
+    for kind in ("importance", "strategy_panel", "parallel_coordinates", "pareto", "validation_vs_test"):
+        assert (smoke_report / f"{kind}.png").stat().st_size > 1000, kind
+    trials = load_trials(smoke_experiment)
+    if (trials["guard_passed"] == False).any():  # noqa: E712
+        assert "failed guard: balanced accuracy" in md
+    comparison = md.split("## Best configuration per architecture")[1].split("## What mattered")[0]
+    assert "-1.0000" not in comparison and "-2.0000" not in comparison
 
 
 def test_a_missing_checkpoint_is_listed_and_the_rest_still_written(experiment, tmp_path):

@@ -22,7 +22,7 @@ def test_every_registered_space_is_valid(name):
 
 
 def test_quick_and_smoke_sizes():
-    assert get_space("quick").num_grid_trials == 16
+    assert get_space("quick").num_grid_trials == 8
     assert get_space("smoke").num_grid_trials == 4
 
 
