@@ -43,16 +43,17 @@ def load_experiment_data(architectures: Iterable[str], data: dict[str, Any]) -> 
                          dedup=data.get("dedup", False))
 
 
-def data_record(datasets: dict[int, Dataset]) -> dict[str, Any]:
-    """What ``data.json`` holds for these data sets."""
-    return next(iter(datasets.values())).record.to_json()
+def data_record(datasets: dict[int, Dataset]) -> dict[str, Any] | None:
+    """What ``data.json`` holds for these data sets; None for data sets built by hand, without a record."""
+    record = next(iter(datasets.values())).record
+    return None if record is None else record.to_json()
 
 
 def check_same_data(datasets: dict[int, Dataset], recorded: dict[str, Any] | None) -> None:
     """DataChangedError, in one line, when the data differs from ``recorded`` (a ``data.json``; None: not recorded)."""
-    if recorded is None:
-        return
     current = next(iter(datasets.values())).record
+    if recorded is None or current is None:
+        return
     difference = first_difference(recorded, current)
     if difference:
         raise DataChangedError(f"the data at {current.source} is not the data this experiment's search saw: "

@@ -347,7 +347,9 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
         tuner = restore_tuner(settings, retry_errored=retry_errored, **inputs)
     else:
         write_json_atomically(settings.describe(data_options), folder / SETTINGS_FILE)
-        write_json_atomically(data_record(datasets), folder / DATA_FILE)
+        record = data_record(datasets)
+        if record is not None:
+            write_json_atomically(record, folder / DATA_FILE)
         progress = [] if settings.verbose else [LiveProgress(
             varied_keys=[k for k, v in settings.space.dimensions.items() if len(v) > 1],
             max_epochs=settings.max_epochs, mode=settings.mode, interval_s=progress_interval_s)]

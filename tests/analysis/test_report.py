@@ -77,6 +77,7 @@ def test_the_report_refuses_data_changed_since_the_search(ray_session, tmp_path)
     import numpy as np
 
     from search.data_record import DataChangedError
+    from search.run import build_parser, data_options, prepare_inputs, run, settings_from_args
     from tests.conftest import make_npz
 
     data = make_npz(tmp_path / "data.npz", n={"train": (24, 8), "val": (8, 4), "test": (8, 4)}, size=16)

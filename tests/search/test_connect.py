@@ -16,7 +16,7 @@ import pytest
 from search.connect import check_address
 from trainables import InputError
 
-SMOKE = [sys.executable, "-m", "search.run", "--space", "smoke", "--image-size", "16", "--max-epochs", "1",
+SMOKE = [sys.executable, "-m", "search.run", "--space", "smoke", "--image-size", "16", "--max-epochs", "1", "--verbose",
          "--name", "local"]
 LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 

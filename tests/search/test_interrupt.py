@@ -86,7 +86,7 @@ def test_sigint_while_starting_says_nothing_was_saved(tmp_path):
     driver = subprocess.Popen(COMMAND + ["--storage-path", str(tmp_path), "--name", "early"], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     # The data summary comes just before Ray starts (seconds), and Ray before search.json.
-    assert driver.stdout.readline().startswith("digits (scikit-learn)")
+    assert driver.stdout.readline().startswith("PneumoniaMNIST subsample (embedded")
     driver.send_signal(signal.SIGINT)
     _, stderr = driver.communicate(timeout=60)
     assert driver.returncode == 130, stderr[-3000:]

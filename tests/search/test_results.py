@@ -63,6 +63,6 @@ def test_errored_trials_are_left_out_of_the_ranking():
     frame = _frame().assign(ended_by=["error", "max_epochs", "patience", "error"],
                             error=["RuntimeError: boom", "", "", "KeyError: 64"])
     assert rank_trials(frame, mode="max")["path"].tolist() == ["b", "c"]
-    assert leaderboard(frame, mode="max")["objective"].tolist() == [1.0, -1.2]
+    assert leaderboard(frame, mode="max")["objective"].tolist() == ["1.0000", "failed guard: balanced accuracy 0.55 < 0.60"]
     without_ended_by = frame.drop(columns="ended_by")
     assert rank_trials(without_ended_by, mode="max")["path"].tolist() == ["b", "c"]

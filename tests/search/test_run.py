@@ -122,6 +122,11 @@ def test_finished_trials_keep_only_the_weights_within_the_budget(ray_session, tm
     (winner,) = [t for t, files in kept.items() if files]
     assert trials.set_index("trial_id")["weights_kept"].to_dict() == {t: t == winner for t in kept}
     assert Path(best["trial_path"]).name.startswith(f"train_fn_{winner}")
+    # The report reloads only kept weights: the chosen trial's is there, and nothing is missing.
+    from analysis import build_report
+
+    report = (build_report(str(folder), out_dir=tmp_path / "report", resamples=50) / "report.md").read_text()
+    assert "Best overall" in report and "cannot be read" not in report and "no checkpoint" not in report
 
 
 def test_the_ensemble_of_the_top_trials_is_reported_beside_the_best(ray_session, tmp_path):
