@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", default=None,
                    help="with --search optuna: an Optuna storage URL that keeps the study, e.g. sqlite:///study.db "
                         "(open it with optuna-dashboard)")
-    p.add_argument("--study-name", default=None, help="with --storage: the study's name (default: --name)")
+    p.add_argument("--study-name", default=None, help="with --storage: the study's name (None: the experiment's --name)")
     return p
 
 
