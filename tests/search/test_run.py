@@ -102,7 +102,8 @@ def test_asha_scheduler(ray_session, tmp_path):
         (checkpoint,) = Path(trial.path).glob("checkpoint_*")
         assert load_kept(checkpoint)["epoch"] == trial.kept_epoch
         assert not (checkpoint / RESUME_FILE).exists()  # finished, stopped or not: nothing to resume
-    assert set(trials["ended_by"]) & {"scheduler"}  # ASHA stopped some: their resume state went too
+    # Whether ASHA stops one of 4 trials here depends on which of 2 running trials reports first; Tune
+    # calls on_trial_complete for a stopped trial as for a finished one (TuneController.stop_trial).
 
 
 def test_finished_trials_keep_only_the_weights_within_the_budget(ray_session, tmp_path):
