@@ -45,6 +45,11 @@ FAST = ["--image-size", "16", "--max-epochs", "2"]  # seconds per trial on a CPU
         (["--reduction-factor", "3"], "--reduction-factor goes with --scheduler asha"),
         (["--scheduler", "asha", "--reduction-factor", "1"], "--reduction-factor must be above 1"),
         (["--checkpoint-period", "-1"], "--checkpoint-period must be >= 0"),
+        (["--keep-weights", "0"], "--keep-weights must be >= 1 (the chosen trial's weights); got 0"),
+        (["--ensemble-top", "20"], "--ensemble-top must be between 1 and --keep-weights (10)"),
+        (["--gpus-per-trial", "half"], "--gpus-per-trial must be a number or auto; got 'half'"),
+        (["--gpu-memory-gib", "24"], "--gpu-memory-gib goes with --gpus-per-trial auto"),
+        (["--target-recall", "0"], "--target-recall must be a number > 0.0 and <= 1.0; got 0.0"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path):
@@ -55,6 +60,12 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path):
         assert code == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU here gives auto its memory")
+def test_auto_gpu_shares_without_a_gpu_need_its_memory(capsys, tmp_path):
+    assert main(["--storage-path", str(tmp_path), "--gpus-per-trial", "auto"]) == 2
+    assert "--gpus-per-trial auto needs the GPU's memory" in capsys.readouterr().err
 
 
 def test_argparse_errors_exit_2_without_usage_block():
