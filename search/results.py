@@ -171,9 +171,10 @@ def evaluate_best(results: tune.ResultGrid, frame: pd.DataFrame, datasets: dict[
         "test": classification_metrics(scores.y_true, scores.predictions(), scores.y_score, prefix="test_"),
         **_at_threshold(scores, threshold),
     }
-    members = [by_path[p] for p in ranked["path"] if has_checkpoint_file(by_path[p].checkpoint, KEPT_FILE)]
-    if ensemble_top > 1 and len(members) > 1:
-        chosen["ensemble"] = _ensemble_report(members[:ensemble_top], datasets, target_recall=cfg.target_recall)
+    if ensemble_top > 1:
+        members = [by_path[p] for p in ranked["path"] if has_checkpoint_file(by_path[p].checkpoint, KEPT_FILE)]
+        if len(members) > 1:
+            chosen["ensemble"] = _ensemble_report(members[:ensemble_top], datasets, target_recall=cfg.target_recall)
     return chosen
 
 

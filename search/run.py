@@ -16,7 +16,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import unquote, urlparse
@@ -44,8 +44,6 @@ from trainables import (
     InputError,
     check_input_size,
     get_spec,
-    image_size_for,
-    load_datasets,
     load_pretrained_state,
     preferred_image_size,
 )

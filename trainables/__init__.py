@@ -13,7 +13,7 @@ from trainables.checkpoints import (
     load_resume,
     save_checkpoint,
 )
-from trainables.config import DEFAULTS, OPTIMIZERS, TrialConfig
+from trainables.config import DEFAULTS, TrialConfig
 from trainables.data import DIGITS_IMAGE_SIZE, Dataset, Split, load_datasets, preferred_image_size, resize_images
 from trainables.device import GpuMemoryError, data_device, placement
 from trainables.embedded import PNEUMONIA
@@ -40,6 +40,7 @@ from trainables.models import (
     register_model,
     weights_path,
 )
+from trainables.optim import LR_SCHEDULES, OPTIMIZERS
 from trainables.train import (
     EVAL_BATCH_SIZE,
     EarlyStopping,
@@ -54,7 +55,7 @@ from trainables.train import (
 )
 
 __all__ = [
-    "DEFAULTS", "DIGITS_IMAGE_SIZE", "EVAL_BATCH_SIZE", "EVERY_EPOCH", "KEPT_FILE", "METRIC_MODES", "OPTIMIZERS",
+    "DEFAULTS", "DIGITS_IMAGE_SIZE", "EVAL_BATCH_SIZE", "EVERY_EPOCH", "KEPT_FILE", "LR_SCHEDULES", "METRIC_MODES", "OPTIMIZERS",
     "PNEUMONIA", "RESUME_FILE", "TIE_BREAKERS", "asha_rungs", "augment_batch", "average_scores", "BatchLoader",
     "check_input_size", "CheckpointPolicy", "classification_metrics", "create_model", "create_strategy", "data_device",
     "delete_checkpoint_file", "Dataset", "EarlyStopping", "evaluate_split", "get_spec", "GpuMemory", "GpuMemoryError",

@@ -10,9 +10,8 @@ from trainables.errors import InputError
 from trainables.imbalance import check_strategy
 from trainables.metrics import METRIC_MODES
 from trainables.models import get_spec
+from trainables.optim import LR_SCHEDULES, OPTIMIZERS
 
-OPTIMIZERS = ("adam", "sgd")  # sgd uses momentum 0.9, as in the study
-LR_SCHEDULE_NAMES = ("constant", "cosine")
 
 DEFAULTS: dict[str, Any] = {
     "architecture": "cnn",
@@ -24,7 +23,7 @@ DEFAULTS: dict[str, Any] = {
     "patience": 5,  # epochs without a lower val loss before stopping
     "min_delta": 0.0,  # a val loss must fall by more than this to count as lower
     "min_epochs": 1,  # early stopping waits at least this many epochs
-    "lr_schedule": "constant",  # constant, or cosine decay to 0 over max_epochs (see trainables.train.LR_SCHEDULES)
+    "lr_schedule": "constant",  # constant, or cosine decay to 0 over max_epochs (see trainables.optim.LR_SCHEDULES)
     "max_epochs": 20,  # epochs at most (ASHA's max_t)
     "seed": 0,  # seeds the model's initialisation, batch order and augmentation
     "pretrained": True,  # start ImageNet models from ImageNet weights
@@ -129,7 +128,7 @@ _CHECKS: dict[str, Callable[[str, Any], None]] = {
     "architecture": _check_architecture,
     "strategy": _check_strategy,
     "augment": _check_bool,
-    "optimizer": lambda key, v: _check_choice(key, v, OPTIMIZERS),
+    "optimizer": lambda key, v: _check_choice(key, v, tuple(OPTIMIZERS)),
     "lr": lambda key, v: _check_number(key, v, low=0.0, low_open=True),
     "batch_size": lambda key, v: _check_int(key, v, 1),
     "patience": lambda key, v: _check_int(key, v, 1),
@@ -142,5 +141,5 @@ _CHECKS: dict[str, Callable[[str, Any], None]] = {
     "target_recall": lambda key, v: _check_number(key, v, low=0.0, high=1.0, low_open=True),
     "min_delta": lambda key, v: _check_number(key, v, low=0.0),
     "min_epochs": lambda key, v: _check_int(key, v, 1),
-    "lr_schedule": lambda key, v: _check_choice(key, v, LR_SCHEDULE_NAMES),
+    "lr_schedule": lambda key, v: _check_choice(key, v, tuple(LR_SCHEDULES)),
 }

@@ -40,7 +40,7 @@ from trainables.embedded import (
     PNEUMONIA_SOURCE,
 )
 from trainables.errors import InputError
-from trainables.identity import NEAR_SEARCH_MAX, DataRecord, find_duplicates, record_of
+from trainables.identity import NEAR_SEARCH_MAX, DataRecord, content_hashes, find_duplicates, record_of
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"})
 DIGITS_POSITIVE = (3, 5, 8)  # look alike, so the rare class is not trivially separable
@@ -165,14 +165,15 @@ def load_datasets(
     decoded = _decode(source, sizes)
     labels = _binary_labels(decoded, positive_class)
     largest = decoded.images[sizes[-1]]
-    found = find_duplicates(largest) if len(labels) <= NEAR_SEARCH_MAX else None
+    hashes = content_hashes(largest)
+    found = find_duplicates(largest, hashes=hashes) if len(labels) <= NEAR_SEARCH_MAX else None
     dropped = sorted(found.redundant()) if dedup and found else []
     keep = np.setdiff1d(np.arange(len(labels)), dropped)
     index = {name: keep[idx] for name, idx in _split_indices(
         None if decoded.split_of is None else decoded.split_of[keep], labels[keep], seed, val_fraction,
         test_fraction).items()}
     names = _positive_last(decoded, labels)
-    record = record_of(decoded.source, names, largest, labels, index, dropped, found)
+    record = record_of(decoded.source, names, hashes, labels, index, dropped, found)
     datasets = {}
     for size, images in decoded.images.items():
         splits = {name: Split(images[idx], labels[idx]) for name, idx in index.items()}

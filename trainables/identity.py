@@ -82,9 +82,13 @@ class Duplicates:
         return {i for i in parent if root(i) != i}
 
 
-def find_duplicates(images: np.ndarray, *, near_bits: int = NEAR_BITS) -> Duplicates:
-    """Exact duplicates (same pixels) and near duplicates (pHashes within ``near_bits``) among ``images``."""
-    hashes = content_hashes(images)
+def find_duplicates(images: np.ndarray, *, near_bits: int = NEAR_BITS, hashes: Sequence[str] | None = None
+                    ) -> Duplicates:
+    """Exact duplicates (same pixels) and near duplicates (pHashes within ``near_bits``) among ``images``.
+
+    ``hashes`` are the images' :func:`content_hashes`, when the caller has them already.
+    """
+    hashes = content_hashes(images) if hashes is None else hashes
     first: dict[str, int] = {}
     exact = []
     for i, h in enumerate(hashes):
@@ -140,16 +144,16 @@ class DataRecord:
                 + (f", across splits: {across}" if across else "") + dropped)
 
 
-def record_of(source: str, class_names: tuple[str, str], images: np.ndarray, labels: np.ndarray,
+def record_of(source: str, class_names: tuple[str, str], hashes: Sequence[str], labels: np.ndarray,
               splits: dict[str, np.ndarray], dropped: Sequence[int], found: Duplicates | None) -> DataRecord:
-    """The :class:`DataRecord` of a decoded source (``images`` in source order, at one size)."""
+    """The :class:`DataRecord` of a decoded source (``hashes``: :func:`content_hashes` in source order)."""
     split_of = np.full(len(labels), "dropped", dtype=object)
     for name, idx in splits.items():
         split_of[idx] = name
     duplicates = {"exact": len(found.exact) if found else 0, "near": len(found.near) if found else -1}
     if found:
         duplicates.update(found.across(list(split_of)))
-    return DataRecord(source, tuple(class_names), tuple(content_hashes(images)), tuple(int(v) for v in labels),
+    return DataRecord(source, tuple(class_names), tuple(hashes), tuple(int(v) for v in labels),
                       {k: tuple(int(i) for i in v) for k, v in splits.items()}, tuple(int(i) for i in dropped),
                       duplicates)
 

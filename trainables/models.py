@@ -194,10 +194,10 @@ def _head_names(model: nn.Module) -> set[str]:
     return {"fc"} if hasattr(model, "fc") else {"classifier.1"}
 
 
-# --- the study's CNNs ---
+# --- the study's CNNs ---------------------------------------------------------------------
 # GPU recipes and memory: steady training steps and peak memory of one trial on an H200 (torch 2.11,
 # batch 64, data on the GPU), measured for issue 9 and tabled in docs/benchmarks.md. bf16 is not
-# faster everywhere: the small models are bound by kernel launches, not by arithmetic.------------------------------------------------------------------
+# faster everywhere: the small models are bound by kernel launches, not by arithmetic.
 
 
 class StudyCNN(nn.Module):

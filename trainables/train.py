@@ -35,22 +35,9 @@ from trainables.imbalance import create_strategy
 from trainables.loader import BatchLoader
 from trainables.metrics import classification_metrics, guarded_objective, tiebroken_objective, worst_objective
 from trainables.models import create_model, get_spec
+from trainables.optim import LR_SCHEDULES, OPTIMIZERS
 
 EVAL_BATCH_SIZE = 256  # images per forward pass when evaluating; no effect on results
-SGD_MOMENTUM = 0.9
-
-OPTIMIZERS: dict[str, Callable[[Any, float], torch.optim.Optimizer]] = {
-    "adam": lambda params, lr: torch.optim.Adam(params, lr=lr),
-    "sgd": lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=SGD_MOMENTUM),
-}
-
-# Learning-rate schedules, stepped once per epoch. Cosine decays to 0 at max_epochs, so the last
-# epochs take small steps and the validation loss settles instead of jumping from epoch to epoch.
-LR_SCHEDULES: dict[str, Callable[[torch.optim.Optimizer, int], torch.optim.lr_scheduler.LRScheduler]] = {
-    "constant": lambda optimizer, epochs: torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0),
-    "cosine": lambda optimizer, epochs: torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs),
-}
-
 # (metrics, checkpoint or None); a checkpoint is {"kept": deliverable, "resume": state or None}
 Reporter = Callable[[dict[str, float], dict[str, Any] | None], None]
 
