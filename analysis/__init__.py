@@ -1,6 +1,6 @@
 """Reports of finished experiments: comparison tables, test scores, curves and Grad-CAMs."""
 
-from analysis.evaluation import Scores, load_kept_model, rebuild_datasets, score_split
+from analysis.evaluation import KeptModel, Scores, load_kept_model, rebuild_datasets
 from analysis.experiment import Experiment, ExperimentError, load_epochs, load_experiment, load_trials
 from analysis.figures import all_trials_figure, learning_curves_figure
 from analysis.gradcam import gradcam_figure, gradcam_maps, pick_examples
@@ -27,11 +27,11 @@ from analysis.tables import (
 )
 
 __all__ = [
-    "Experiment", "ExperimentError", "Scores", "all_trials_figure", "best_cells", "best_per_group",
+    "Experiment", "ExperimentError", "KeptModel", "Scores", "all_trials_figure", "best_cells", "best_per_group",
     "bootstrap_intervals", "bootstrap_metric", "build_report", "choose_threshold", "chosen_trials",
     "confusion_frame", "dimension_importance", "gradcam_figure", "gradcam_maps", "importance_figure",
     "learning_curves_figure", "load_epochs", "load_experiment", "load_kept_model", "load_trials",
     "objective_in_words", "parallel_coordinates_figure", "pareto_figure", "pareto_front", "pick_examples",
-    "rebuild_datasets", "report_frame", "report_text", "score_split", "strategy_panel_figure",
+    "rebuild_datasets", "report_frame", "report_text", "strategy_panel_figure",
     "validation_vs_test_figure",
 ]

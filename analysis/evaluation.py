@@ -1,17 +1,14 @@
-"""Reload a trial's kept model and score it: the only place the test split is read."""
+"""The experiment's data rebuilt for the analysis; kept models load with trainables.load_kept_model."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
 
-from ray import tune
-from torch import nn
-
 from search.data_record import check_same_data, load_experiment_data
-from trainables import Dataset, Scores, TrialConfig, data_device, kept_model, load_kept, score_split
+from trainables import Dataset, KeptModel, Scores, load_kept_model
 
-__all__ = ["Scores", "load_kept_model", "rebuild_datasets", "score_split"]
+__all__ = ["KeptModel", "Scores", "load_kept_model", "rebuild_datasets"]
 
 
 def rebuild_datasets(settings: dict[str, Any], architectures: Iterable[str],
@@ -23,11 +20,3 @@ def rebuild_datasets(settings: dict[str, Any], architectures: Iterable[str],
     datasets = load_experiment_data(architectures, settings.get("data", {}))
     check_same_data(datasets, recorded)
     return datasets
-
-
-def load_kept_model(checkpoint: tune.Checkpoint) -> tuple[nn.Module, TrialConfig, int]:
-    """The kept (lowest-val-loss) model of a checkpoint, its config and its image size."""
-    with checkpoint.as_directory() as folder:
-        kept = load_kept(folder)
-    model, cfg = kept_model(kept, device=data_device())
-    return model, cfg, kept["image_size"]

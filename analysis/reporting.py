@@ -16,7 +16,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from analysis.document import Document
-from analysis.evaluation import Scores, load_kept_model, rebuild_datasets, score_split
+from analysis.evaluation import Scores, load_kept_model, rebuild_datasets
 from analysis.experiment import Experiment, load_experiment
 from search.data_record import DataChangedError
 from analysis.figures import all_trials_figure, confusion_figure, learning_curves_figure, pr_figure, roc_figure
@@ -46,12 +46,12 @@ from analysis.tables import (
 )
 from search.results import rank_trials
 from trainables import DEFAULTS, PNEUMONIA, Dataset, InputError
+from trainables.data import FEW_VALIDATION_POSITIVES
 
 # F1 and AP are left to trials.csv: with them the table was wider than an 800 px page.
 SHOWN_METRICS = ("objective", "kept_val_recall", "kept_val_precision", "kept_val_balanced_accuracy",
                  "kept_val_auc", "kept_epoch", "epochs", "ended_by")
 # Below this many minority examples in validation, one example moves recall by more than 2 points.
-FEW_VALIDATION_POSITIVES = 50
 VAL_TEST_METRICS = ("recall", "precision", "auc")  # the validation-vs-test view (bootstrap_intervals' rows)
 
 
@@ -223,15 +223,15 @@ def _cell_intervals(cells: pd.DataFrame, experiment: Experiment, datasets: dict[
     for trial_id in cells["trial_id"]:
         checkpoint = experiment.checkpoints.get(trial_id)
         try:
-            model, cfg, size = load_kept_model(checkpoint) if checkpoint is not None else (None, None, None)
+            kept = load_kept_model(checkpoint) if checkpoint is not None else None
         except (OSError, KeyError, RuntimeError):
-            model = None
-        if model is None:
+            kept = None
+        if kept is None:
             problems.append(f"trial {trial_id}: no readable checkpoint, so its cell has no interval")
             lows.append(float("nan"))
             highs.append(float("nan"))
             continue
-        val = score_split(model, cfg, datasets[size].val)
+        val = kept.validation_scores(datasets[kept.image_size].val)
         _, low, high = bootstrap_metric(val.y_true, val.y_score, metric=metric, n_resamples=resamples)
         lows.append(low)
         highs.append(high)
@@ -256,14 +256,14 @@ def _chosen_models_section(doc: Document, experiment: Experiment, scored: pd.Dat
             problems.append(f"{label} ({trial_id}): no checkpoint, so it is not scored on test")
             continue
         try:
-            model, cfg, size = load_kept_model(checkpoint)
+            kept = load_kept_model(checkpoint)
         except (OSError, KeyError, RuntimeError) as err:  # deleted, truncated or foreign checkpoint
             problems.append(f"{label} ({trial_id}): checkpoint {checkpoint.path} cannot be read "
                             f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}), "
                             "so it is not scored on test")
             continue
-        dataset = datasets[size]
-        val, test = score_split(model, cfg, dataset.val), score_split(model, cfg, dataset.test)
+        dataset = datasets[kept.image_size]
+        val, test = kept.validation_scores(dataset.val), kept.scores(dataset.test)
         scores.append((label, trial_id, val, test))
         threshold = choose_threshold(val.y_true, val.y_score, metric=experiment.metric, min_balanced_accuracy=guard)
         slug = label.replace(" ", "_")
@@ -283,13 +283,15 @@ def _chosen_models_section(doc: Document, experiment: Experiment, scored: pd.Dat
         if epochs is not None and len(epochs):
             doc.figure(_save(learning_curves_figure(epochs, title=f"{label}: learning curves"),
                              out / f"{slug}_learning_curves.png"), f"{label}: losses and validation recall per epoch")
-        fig = gradcam_figure(model, cfg, dataset.test, test.predictions(), per_kind=examples,
+        fig = gradcam_figure(kept.model, kept.config, dataset.test, test.predictions(), per_kind=examples,
                              title=f"{label}: Grad-CAM of the positive class on test images")
         if fig is None:
             problems.append(f"{label}: no true positive, false negative or false positive on test for Grad-CAM")
         else:
             doc.figure(_save(fig, out / f"{slug}_gradcam.png"),
-                       f"{label}: Grad-CAM ({cfg.architecture}); rows: true positives, false negatives, false positives")
+                       f"{label}: Grad-CAM ({kept.config.architecture}"
+                       f"{', first fold model' if len(kept.models) > 1 else ''}); "
+                       "rows: true positives, false negatives, false positives")
     return scores
 
 

@@ -11,7 +11,12 @@ its test AUC, and the best test AUC of any trial. Run on the data as it is,
 and with its validation split cut to a tenth (stratified), the regime of a
 small real set.
 
-    python benchmarks/selection_holdout.py --data ../shared/data/pneumoniamnist.npz [--max-epochs 12]
+    python benchmarks/selection_holdout.py --data ../shared/data/pneumoniamnist.npz [--max-epochs 12] [--folds 1 5]
+
+With ``--folds 1 K`` the search runs once judged on validation and once with
+K-fold cross-validation over train+val: there the estimate is out-of-fold (each
+image scored by the fold model that did not train on it), the operating
+threshold is set on those scores, and the test scores are the fold models' mean.
 
 The test split is read here for every trial, which a search never does: this
 is a study of the selection rules, not a way to choose.
@@ -20,6 +25,7 @@ is a study of the selection rules, not a way to choose.
 from __future__ import annotations
 
 import argparse
+import itertools
 import tempfile
 from pathlib import Path
 
@@ -28,7 +34,7 @@ import pandas as pd
 
 from search.results import rank_trials
 from search.run import build_parser, data_options, prepare_inputs, run, settings_from_args
-from trainables import classification_metrics, data_device, guarded_objective, kept_model, load_kept, score_split
+from trainables import classification_metrics, guarded_objective, load_kept_model
 
 RULES = ("val_recall", "val_f2", "val_auc", "val_ap", "val_specificity_at_recall", "val_precision_at_recall")
 OPERATING = ("val_specificity_at_recall", "val_precision_at_recall")  # delivered at the validation threshold
@@ -48,23 +54,24 @@ def with_small_validation(source: Path, folder: Path, fraction: float, seed: int
     return path
 
 
-def score_every_trial(folder: Path, datasets: dict, target_recall: float) -> pd.DataFrame:
-    """trials.csv with each trial's kept model scored on validation and test, at 0.5 and at its threshold."""
+def score_every_trial(folder: Path, datasets: dict) -> pd.DataFrame:
+    """trials.csv with each trial's kept model scored on validation (out-of-fold with folds) and test.
+
+    Recall at 0.5 and at the trial's delivered operating threshold, and AUC, on both.
+    """
     trials = pd.read_csv(folder / "trials.csv")
     rows = []
     for trial in trials.itertuples():
         (checkpoint,) = Path(trial.path).glob("checkpoint_*")
-        kept = load_kept(checkpoint)
-        model, cfg = kept_model(kept, device=data_device())
-        data = datasets[kept["image_size"]]
-        val, test = score_split(model, cfg, data.val), score_split(model, cfg, data.test)
-        threshold = classification_metrics(val.y_true, val.predictions(), val.y_score,
-                                           target_recall=target_recall)["threshold_at_recall"]
+        kept = load_kept_model(checkpoint)
+        data = datasets[kept.image_size]
+        val, test = kept.validation_scores(data.val), kept.scores(data.test)
         rows.append({
             "trial_id": trial.trial_id,
-            "val_recall_at_threshold": float(np.mean(val.y_score[val.y_true == 1] >= threshold)),
+            "val_recall_at_threshold": float(np.mean(val.y_score[val.y_true == 1] >= kept.threshold)),
+            "val_auc": classification_metrics(val.y_true, val.predictions(), val.y_score)["auc"],
             "test_recall": float(np.mean(test.predictions()[test.y_true == 1])),
-            "test_recall_at_threshold": float(np.mean(test.y_score[test.y_true == 1] >= threshold)),
+            "test_recall_at_threshold": float(np.mean(test.y_score[test.y_true == 1] >= kept.threshold)),
             "test_auc": classification_metrics(test.y_true, test.predictions(), test.y_score)["auc"],
         })
     return trials.merge(pd.DataFrame(rows), on="trial_id")
@@ -79,17 +86,19 @@ def choose(scored: pd.DataFrame, metric: str, *, min_balanced_accuracy: float) -
 
 
 def report(variant: str, scored: pd.DataFrame, *, min_balanced_accuracy: float) -> None:
+    """Per rule: the chosen trial, its estimate of minority recall and its test recall at the delivered cut, AUCs."""
     best_auc = scored["test_auc"].max()
     print(f"\n{variant}: {len(scored)} trials; best test AUC of any trial {best_auc:.3f}")
-    print(f"  {'rule':28s} {'chosen':34s} {'val est.':>8s} {'test':>6s} {'gap':>6s} {'test AUC':>8s} {'AUC gap':>8s}")
+    print(f"  {'rule':28s} {'chosen':34s} {'est.':>6s} {'test':>6s} {'gap':>6s} "
+          f"{'AUC est.':>8s} {'test AUC':>8s} {'vs best':>8s}")
     for metric in RULES:
         row = choose(scored, metric, min_balanced_accuracy=min_balanced_accuracy)
         operating = metric in OPERATING
         estimate = row["val_recall_at_threshold"] if operating else row["kept_val_recall"]
         test = row["test_recall_at_threshold"] if operating else row["test_recall"]
         chosen = f"{row['config/architecture']}/{row['config/strategy']}/aug={row['config/augment']}"
-        print(f"  {metric:28s} {chosen:34s} {estimate:8.3f} {test:6.3f} {test - estimate:+6.3f} "
-              f"{row['test_auc']:8.3f} {row['test_auc'] - best_auc:+8.3f}", flush=True)
+        print(f"  {metric:28s} {chosen:34s} {estimate:6.3f} {test:6.3f} {test - estimate:+6.3f} "
+              f"{row['val_auc']:8.3f} {row['test_auc']:8.3f} {row['test_auc'] - best_auc:+8.3f}", flush=True)
 
 
 def main() -> None:
@@ -101,15 +110,21 @@ def main() -> None:
     parser.add_argument("--small-val-fraction", type=float, default=0.1)
     parser.add_argument("--target-recall", type=float, default=0.9)
     parser.add_argument("--min-balanced-accuracy", type=float, default=0.6)
+    parser.add_argument("--folds", type=int, nargs="+", default=[1, 5], help="run the search once per value")
+    parser.add_argument("--variants", choices=("given", "small"), nargs="+", default=["given", "small"])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        sources = {"as given": Path(args.data),
-                   f"validation cut to {args.small_val_fraction:g}": with_small_validation(
-                       Path(args.data), Path(tmp), args.small_val_fraction, seed=0)}
-        for variant, source in sources.items():
+        sources = {}
+        if "given" in args.variants:
+            sources["as given"] = Path(args.data)
+        if "small" in args.variants:
+            sources[f"validation cut to {args.small_val_fraction:g}"] = with_small_validation(
+                Path(args.data), Path(tmp), args.small_val_fraction, seed=0)
+        for (variant, source), folds in itertools.product(sources.items(), args.folds):
             flags = build_parser().parse_args([
                 "--space", args.space, "--data", str(source), "--image-size", str(args.image_size),
-                "--max-epochs", str(args.max_epochs), "--storage-path", tmp, "--name", f"holdout-{len(variant)}",
+                "--max-epochs", str(args.max_epochs), "--storage-path", tmp,
+                "--name", f"holdout-{len(variant)}-{folds}", "--folds", str(folds),
                 "--keep-weights", "100000", "--target-recall", str(args.target_recall),
                 "--min-balanced-accuracy", str(args.min_balanced_accuracy)])
             settings = settings_from_args(flags)
@@ -117,8 +132,8 @@ def main() -> None:
             print(next(iter(datasets.values())).summary(), flush=True)
             folder = run(settings, datasets=datasets, imagenet_states=states, source_image_size=size,
                          data_options=data_options(flags))
-            report(variant, score_every_trial(folder, datasets, args.target_recall),
-                   min_balanced_accuracy=args.min_balanced_accuracy)
+            label = f"{variant}, " + ("judged on validation" if folds == 1 else f"{folds}-fold cross-validation")
+            report(label, score_every_trial(folder, datasets), min_balanced_accuracy=args.min_balanced_accuracy)
 
 
 if __name__ == "__main__":

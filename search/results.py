@@ -19,14 +19,12 @@ from trainables import (
     KEPT_FILE,
     TIE_BREAKERS,
     Dataset,
+    KeptModel,
     Scores,
     average_scores,
     classification_metrics,
-    data_device,
     has_checkpoint_file,
-    kept_model,
-    load_kept,
-    score_split,
+    load_kept_model,
 )
 
 OBJECTIVE = "objective"  # the guarded metric every trial reports (see trainables.metrics)
@@ -161,33 +159,25 @@ def evaluate_best(results: tune.ResultGrid, frame: pd.DataFrame, datasets: dict[
     best = by_path[ranked["path"].iloc[0]]
     if best.checkpoint is None:
         return None
-    model, cfg, dataset = _kept(best.checkpoint, datasets)
-    scores = score_split(model, cfg, dataset.test)
-    threshold = _delivered_threshold(best.metrics)
+    kept = load_kept_model(best.checkpoint)
+    scores = kept.scores(datasets[kept.image_size].test)
     chosen = {
-        "config": cfg.to_dict(),
+        "config": kept.config.to_dict(),
         "trial_path": best.path,
+        "folds": len(kept.models),
         "val": {k.removeprefix("kept_"): v for k, v in best.metrics.items() if k.startswith("kept_val_")},
+        **({"out_of_fold": oof} if (oof := {k.removeprefix("kept_"): v for k, v in best.metrics.items()
+                                               if k.startswith("kept_oof_")}) else {}),
         "test": classification_metrics(scores.y_true, scores.predictions(), scores.y_score, prefix="test_"),
-        **_at_threshold(scores, threshold),
+        **_at_threshold(scores, kept.threshold),
     }
     if ensemble_top > 1:
         members = [by_path[p] for p in ranked["path"] if has_checkpoint_file(by_path[p].checkpoint, KEPT_FILE)]
         if len(members) > 1:
-            chosen["ensemble"] = _ensemble_report(members[:ensemble_top], datasets, target_recall=cfg.target_recall)
+            chosen["ensemble"] = _ensemble_report([load_kept_model(m.checkpoint) for m in members[:ensemble_top]],
+                                                  [m.path for m in members[:ensemble_top]], datasets,
+                                                  target_recall=kept.config.target_recall)
     return chosen
-
-
-def _kept(checkpoint: tune.Checkpoint, datasets: dict[int, Dataset]) -> tuple[Any, Any, Dataset]:
-    """A checkpoint's kept model on this machine's device, its config, and the data set of its image size."""
-    with checkpoint.as_directory() as folder:
-        kept = load_kept(folder)
-    model, cfg = kept_model(kept, device=data_device())
-    return model, cfg, datasets[kept["image_size"]]
-
-
-def _delivered_threshold(metrics: dict[str, Any]) -> float:
-    return metrics.get("kept_val_threshold_at_recall", math.nan)
 
 
 def _at_threshold(scores: Scores, threshold: float) -> dict[str, Any]:
@@ -199,23 +189,18 @@ def _at_threshold(scores: Scores, threshold: float) -> dict[str, Any]:
                                                                   scores.y_score, prefix="test_")}
 
 
-def _ensemble_report(members: list[tune.Result], datasets: dict[int, Dataset], *,
+def _ensemble_report(members: list[KeptModel], paths: list[str], datasets: dict[int, Dataset], *,
                      target_recall: float) -> dict[str, Any]:
-    """The mean probability of several trials' kept models: validation metrics, and the test split once."""
-    val, test = [], []
-    for member in members:
-        model, cfg, dataset = _kept(member.checkpoint, datasets)
-        val.append(score_split(model, cfg, dataset.val))
-        test.append(score_split(model, cfg, dataset.test))
-    val_scores, test_scores = average_scores(val), average_scores(test)
-    val_metrics = classification_metrics(val_scores.y_true, val_scores.predictions(), val_scores.y_score,
-                                         prefix="val_", target_recall=target_recall)
+    """The mean probability of several trials' kept models: validation (or out-of-fold) metrics, and test once."""
+    val = average_scores([m.validation_scores(datasets[m.image_size].val) for m in members])
+    test = average_scores([m.scores(datasets[m.image_size].test) for m in members])
+    val_metrics = classification_metrics(val.y_true, val.predictions(), val.y_score, prefix="val_",
+                                         target_recall=target_recall)
     return {
-        "members": [m.path for m in members],
+        "members": paths,
         "val": val_metrics,
-        "test": classification_metrics(test_scores.y_true, test_scores.predictions(), test_scores.y_score,
-                                       prefix="test_"),
-        **_at_threshold(test_scores, val_metrics["val_threshold_at_recall"]),
+        "test": classification_metrics(test.y_true, test.predictions(), test.y_score, prefix="test_"),
+        **_at_threshold(test, val_metrics["val_threshold_at_recall"]),
     }
 
 

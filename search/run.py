@@ -48,6 +48,7 @@ from trainables import (
     preferred_image_size,
 )
 from trainables.config import check_value
+from trainables.data import fold_indices
 
 DEFAULT_OPTUNA_SAMPLES = 20
 # Storage failures while writing results (finished trials stay on disk, so --resume can pick up).
@@ -56,7 +57,7 @@ NAME_MAX = 255  # bytes in one folder name on Linux and macOS file systems
 # Config keys set by a flag: a bad value is reported against the flag, not the key.
 FLAGS = {"seed": "--seed", "min_balanced_accuracy": "--min-balanced-accuracy", "max_epochs": "--max-epochs",
          "image_size": "--image-size", "metric": "--metric", "pretrained": "--no-pretrained",
-         "target_recall": "--target-recall"}
+         "target_recall": "--target-recall", "folds": "--folds"}
 
 
 class TrialsFailed(Exception):
@@ -99,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "validation recall reaches it; val_specificity_at_recall and val_precision_at_recall rank at it")
     p.add_argument("--min-balanced-accuracy", type=float, default=DEFAULTS["min_balanced_accuracy"],
                    help="degenerate-model guard: trials below it rank after all others (0 disables)")
+    p.add_argument("--folds", type=int, default=DEFAULTS["folds"],
+                   help="k > 1: each trial trains k models on stratified folds of train+val and is judged on their "
+                        "mean; the chosen configuration delivers their mean probability")
     p.add_argument("--max-epochs", type=int, default=None, help="epochs per trial at most (default: the space's)")
     p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="seed of every trial, the split and Optuna")
     p.add_argument("--weights-dir", default=None, help="folder of ImageNet weight files (default: the torch hub cache)")
@@ -184,6 +188,7 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         "target_recall": args.target_recall,
         "pretrained": not args.no_pretrained,
         "max_epochs": args.max_epochs or space.max_epochs,
+        "folds": args.folds,
     }
     if args.image_size is not None:
         fixed["image_size"] = args.image_size
@@ -278,6 +283,8 @@ def prepare_inputs(settings: SearchSettings, args: argparse.Namespace) -> tuple[
     for architecture, size in sorted(pairs):  # every architecture x size a trial can have
         check_input_size(architecture, size)
     datasets = load_experiment_data(architectures, options)
+    if settings.fixed.get("folds", 1) > 1:  # enough images of each class for every fold, before Ray starts
+        fold_indices(next(iter(datasets.values())).pooled_labels, settings.fixed["folds"])
     states = {}
     if not args.no_pretrained:
         states = {a: load_pretrained_state(a, args.weights_dir) for a in architectures if get_spec(a).pretrainable}
@@ -375,12 +382,16 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
     if best is not None:
         write_json_atomically(best, folder / BEST_FILE)
         test = best["test"]
-        print(f"\nChosen on validation; its test split, touched once: recall {test['test_recall']:.4f}, "
+        judged_on = "validation" if best["folds"] == 1 else f"{best['folds']}-fold cross-validation"
+        print(f"\nChosen on {judged_on}; its test split, touched once"
+              f"{'' if best['folds'] == 1 else ' (the mean probability of its fold models)'}: "
+              f"recall {test['test_recall']:.4f}, "
               f"precision {test['test_precision']:.4f}, F1 {test['test_f1']:.4f}, AUC {test['test_auc']:.4f} "
               f"({folder / BEST_FILE})")
         if "test_at_operating_threshold" in best:
             at = best["test_at_operating_threshold"]
-            print(f"At its operating threshold {best['operating_threshold']:.4f} (set on validation for recall "
+            scores = "validation" if best["folds"] == 1 else "out-of-fold"
+            print(f"At its operating threshold {best['operating_threshold']:.4f} (set on {scores} scores for recall "
                   f">= {best['config']['target_recall']}): test recall {at['test_recall']:.4f}, "
                   f"precision {at['test_precision']:.4f}, balanced accuracy {at['test_balanced_accuracy']:.4f}")
         if "ensemble" in best:

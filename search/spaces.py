@@ -30,6 +30,7 @@ NOT_DIMENSIONS = {
     "metric": "because trials are ranked against each other on one metric; pass --metric",
     "min_balanced_accuracy": "because trials are ranked under one guard; pass --min-balanced-accuracy",
     "target_recall": "because trials are ranked at one operating point; pass --target-recall",
+    "folds": "because trials are compared on the same validation images; pass --folds",
     "max_epochs": 'because it is the schedulers\' epoch budget; set "max_epochs" beside "dimensions" or pass --max-epochs',
 }
 

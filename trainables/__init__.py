@@ -19,6 +19,7 @@ from trainables.device import GpuMemoryError, data_device, placement
 from trainables.embedded import PNEUMONIA
 from trainables.errors import InputError
 from trainables.imbalance import ImbalanceSetup, create_strategy, list_strategies, register_strategy
+from trainables.kept import KeptModel, kept_model_from, load_kept_model
 from trainables.loader import BatchLoader
 from trainables.metrics import (
     METRIC_MODES,
@@ -44,11 +45,10 @@ from trainables.optim import LR_SCHEDULES, OPTIMIZERS
 from trainables.train import (
     EVAL_BATCH_SIZE,
     EarlyStopping,
+    FoldRun,
     Scores,
     average_scores,
-    evaluate_split,
     image_size_for,
-    kept_model,
     run_trial,
     score_split,
     train_fn,
@@ -58,9 +58,9 @@ __all__ = [
     "DEFAULTS", "DIGITS_IMAGE_SIZE", "EVAL_BATCH_SIZE", "EVERY_EPOCH", "KEPT_FILE", "LR_SCHEDULES", "METRIC_MODES", "OPTIMIZERS",
     "PNEUMONIA", "RESUME_FILE", "TIE_BREAKERS", "asha_rungs", "augment_batch", "average_scores", "BatchLoader",
     "check_input_size", "CheckpointPolicy", "classification_metrics", "create_model", "create_strategy", "data_device",
-    "delete_checkpoint_file", "Dataset", "EarlyStopping", "evaluate_split", "get_spec", "GpuMemory", "GpuMemoryError",
+    "delete_checkpoint_file", "Dataset", "EarlyStopping", "FoldRun", "get_spec", "GpuMemory", "GpuMemoryError",
     "GpuRecipe", "guarded_objective", "has_checkpoint_file", "image_size_for", "ImbalanceSetup", "InputError",
-    "kept_model", "list_models", "list_strategies", "load_datasets", "load_kept", "load_pretrained_state",
+    "KeptModel", "kept_model_from", "list_models", "list_strategies", "load_datasets", "load_kept", "load_kept_model", "load_pretrained_state",
     "load_resume", "ModelSpec", "placement", "preferred_image_size", "register_model", "register_strategy",
     "resize_images", "run_trial", "save_checkpoint", "score_split", "Scores", "Split", "tiebroken_objective",
     "train_fn", "TrialConfig", "weights_path", "worst_objective",

@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "metric": "val_recall",  # what the search ranks by (see trainables.metrics.METRIC_MODES)
     "target_recall": 0.9,  # recall of the operating point: val_*_at_recall and the delivered threshold
     "min_balanced_accuracy": 0.6,  # degenerate-model guard on the metric; 0 disables it
+    "folds": 1,  # 1: train on train, judge on val; k > 1: k stratified folds of train+val (Dataset.folds)
 }
 
 
@@ -55,6 +56,7 @@ class TrialConfig:
     metric: str
     target_recall: float
     min_balanced_accuracy: float
+    folds: int
 
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> "TrialConfig":
@@ -142,4 +144,5 @@ _CHECKS: dict[str, Callable[[str, Any], None]] = {
     "min_delta": lambda key, v: _check_number(key, v, low=0.0),
     "min_epochs": lambda key, v: _check_int(key, v, 1),
     "lr_schedule": lambda key, v: _check_choice(key, v, tuple(LR_SCHEDULES)),
+    "folds": lambda key, v: _check_int(key, v, 1),
 }

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from trainables.embedded import (
     PNEUMONIA,
@@ -47,6 +47,9 @@ DIGITS_POSITIVE = (3, 5, 8)  # look alike, so the rare class is not trivially se
 DIGITS_IMAGE_SIZE = 32  # pixels; the smallest size the study's CNN takes (divisible by 16)
 SPLIT_NAMES = ("train", "val", "test")
 FEW_VALIDATION_POSITIVES = 50  # below this, the run's start says validation metrics at a 0.5 cut are coarse
+# Folds are one fixed partition of train+val, the same for every trial and every run on the same data,
+# so that trials differ by their configuration alone.
+FOLD_SEED = 0
 GREY_MODES = ("1", "L", "I;16", "I;16B", "I;16L", "I;16N", "I", "F")  # Pillow modes of one-channel images
 UINT16_MAX = 65535  # 16-bit pixels are scaled by their bit depth onto 0..255
 ZIP_SIGNATURE = b"PK\x03\x04"  # a .npz is a zip of .npy files
@@ -93,6 +96,22 @@ class Dataset:
             raise InputError(f"unknown split {name!r}; expected one of {', '.join(SPLIT_NAMES)}")
         return getattr(self, name)
 
+    def folds(self, k: int) -> list[tuple[Split, Split]]:
+        """``k`` stratified (train, validation) pairs over train+val; the test split takes no part.
+
+        ``k`` = 1 is the data's own pair, (train, val).
+        """
+        if k == 1:
+            return [(self.train, self.val)]
+        images, labels = np.concatenate([self.train.images, self.val.images]), self.pooled_labels
+        return [(Split(images[fit], labels[fit]), Split(images[held], labels[held]))
+                for fit, held in fold_indices(labels, k)]
+
+    @property
+    def pooled_labels(self) -> np.ndarray:
+        """Labels of train then val: what folds partition."""
+        return np.concatenate([self.train.labels, self.val.labels])
+
     def summary(self) -> str:
         """The splits with their class counts, the duplicates, and a note when validation has few positives."""
         parts = []
@@ -107,7 +126,8 @@ class Dataset:
         if positives < FEW_VALIDATION_POSITIVES:
             lines.append(f"note: validation holds {positives} positive images, so recall at a 0.5 cut moves in steps "
                          f"of 1/{positives} and the best of many trials on it is mostly luck; a metric of the scores "
-                         "(--metric val_specificity_at_recall or val_auc) holds better on unseen images")
+                         "(--metric val_specificity_at_recall or val_auc) holds better on unseen images, and "
+                         "--folds 5 judges every trial on all of train+val instead")
         return "\n".join(lines)
 
 
@@ -493,6 +513,16 @@ def _split_indices(
         counts = np.bincount(labels, minlength=2)
         raise InputError(f"cannot split {len(labels)} images ({counts[0]} negative, {counts[1]} positive) into train/val/test: {err}") from None
     return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+
+
+def fold_indices(labels: np.ndarray, k: int, *, seed: int = FOLD_SEED) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified, seeded, disjoint (fit, held-out) index pairs whose held-out parts cover ``labels`` once."""
+    counts = np.bincount(labels, minlength=2)
+    if not 2 <= k <= counts.min():
+        raise InputError(f"--folds {k} needs 2 <= folds <= the images of the smaller class in train+val "
+                         f"({counts.min()}: {counts[0]} negative, {counts[1]} positive)")
+    folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    return [(np.sort(fit), np.sort(held)) for fit, held in folds.split(np.zeros(len(labels)), labels)]
 
 
 def _check_both_classes(name: str, split: Split, *, own_splits: bool) -> None:

@@ -38,6 +38,7 @@ from trainables.models import create_model, get_spec
 from trainables.optim import LR_SCHEDULES, OPTIMIZERS
 
 EVAL_BATCH_SIZE = 256  # images per forward pass when evaluating; no effect on results
+FOLD_SEED_STRIDE = 1_000_003  # fold i's models draw from seed + i * this: distinct streams, fold 0 the trial's own
 # (metrics, checkpoint or None); a checkpoint is {"kept": deliverable, "resume": state or None}
 Reporter = Callable[[dict[str, float], dict[str, Any] | None], None]
 
@@ -68,7 +69,8 @@ class EarlyStopping:
     """Stop after ``patience`` epochs without a validation loss lower by ``min_delta``; keep the best weights.
 
     It never stops before ``min_epochs``, so that one lucky or unlucky early
-    epoch cannot end a trial; the kept weights are still the lowest-loss ones.
+    epoch cannot end a trial; the kept weights are still the lowest-loss ones,
+    and ``best_scores`` their validation scores.
     """
 
     patience: int
@@ -80,14 +82,16 @@ class EarlyStopping:
     epoch: int = 0
     best_state: dict[str, torch.Tensor] | None = None  # CPU copy of the kept weights
     best_metrics: dict[str, float] = field(default_factory=dict)
+    best_scores: Scores | None = None
 
-    def step(self, epoch: int, val_loss: float, model: nn.Module, metrics: dict[str, float]) -> bool:
+    def step(self, epoch: int, val_loss: float, model: nn.Module, metrics: dict[str, float],
+             scores: Scores | None = None) -> bool:
         """Record one epoch; True when it is the new best (and its weights are kept)."""
         self.epoch = epoch
         if val_loss < self.best_loss - self.min_delta:
             self.best_loss, self.best_epoch, self.bad_epochs = val_loss, epoch, 0
             self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            self.best_metrics = dict(metrics)
+            self.best_metrics, self.best_scores = dict(metrics), scores
             return True
         self.bad_epochs += 1
         return False
@@ -97,14 +101,93 @@ class EarlyStopping:
         return self.bad_epochs >= self.patience and self.epoch >= self.min_epochs
 
     def counters(self) -> dict[str, Any]:
-        """What resumes the stopping rule; the kept weights and metrics travel in the deliverable."""
+        """What resumes the stopping rule; the kept weights, metrics and scores travel in the deliverable."""
         return {"best_loss": self.best_loss, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
                 "epoch": self.epoch}
 
-    def restore(self, counters: dict[str, Any], kept: dict[str, Any]) -> None:
-        """Continue from :meth:`counters` and a checkpoint's deliverable."""
+    def restore(self, counters: dict[str, Any], weights: dict[str, torch.Tensor], metrics: dict[str, float],
+                scores: Scores | None) -> None:
+        """Continue from :meth:`counters` and one fold's part of a checkpoint's deliverable."""
         vars(self).update(counters)
-        self.best_state, self.best_metrics = kept["weights"], dict(kept["metrics"])
+        self.best_state, self.best_metrics, self.best_scores = weights, dict(metrics), scores
+
+
+@dataclass
+class FoldRun:
+    """One model of a trial, trained on one fold's training images and judged on its validation images.
+
+    A trial without folds has one, on the data's train and val splits.
+    """
+
+    model: nn.Module
+    criterion: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler
+    stopper: EarlyStopping
+    generator: torch.Generator  # batch order, oversampling, augmentation
+    train_loader: BatchLoader
+    val_loader: BatchLoader
+
+    def epoch(self, epoch: int, where: Placement, target_recall: float) -> dict[str, float] | None:
+        """Train one epoch and judge it; its validation metrics, or None when a loss or score is not finite."""
+        train_loss = train_one_epoch(self.model, self.train_loader, self.criterion, self.optimizer, where)
+        self.schedule.step()
+        val_loss, scores = evaluate(self.model, self.val_loader, where)
+        if not (math.isfinite(train_loss) and math.isfinite(val_loss) and np.isfinite(scores.y_score).all()):
+            return None
+        metrics = {"val_loss": val_loss, **classification_metrics(
+            scores.y_true, scores.predictions(), scores.y_score, prefix="val_", target_recall=target_recall)}
+        self.stopper.step(epoch, val_loss, self.model, metrics, scores)
+        return {"train_loss": train_loss, **metrics}
+
+    def resume_state(self) -> dict[str, Any]:
+        """What continues this fold's training with the values it would have had."""
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "lr_schedule": self.schedule.state_dict(), "early_stopping": self.stopper.counters(),
+                "generator": self.generator.get_state()}
+
+    def restore(self, state: dict[str, Any], kept: dict[str, Any], fold: int) -> None:
+        """Continue from :meth:`resume_state` and fold ``fold``'s part of the deliverable ``kept``."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["lr_schedule"])
+        self.generator.set_state(state["generator"])
+        scores = kept.get("fold_scores")
+        self.stopper.restore(state["early_stopping"], kept_weights(kept)[fold], fold_metrics(kept)[fold],
+                             Scores(*scores[fold]) if scores else None)
+
+
+def fold_seed(seed: int, fold: int) -> int:
+    """The seed of fold ``fold``'s model and batches: the trial's own for the first (or only) fold."""
+    return seed + FOLD_SEED_STRIDE * fold
+
+
+def start_fold(cfg: TrialConfig, train: Split, val: Split, *, fold: int, where: Placement,
+               imagenet_state: dict[str, torch.Tensor] | None) -> FoldRun:
+    """A fresh seeded model, optimiser, schedule and loaders for one fold."""
+    seed = fold_seed(cfg.seed, fold)
+    torch.manual_seed(seed)  # model initialisation and dropout, on every device
+    generator = torch.Generator().manual_seed(seed)
+    model = create_model(
+        cfg.architecture,
+        in_channels=int(train.images.shape[1]),
+        image_size=int(train.images.shape[-1]),
+        imagenet_state=imagenet_state if cfg.pretrained else None,
+        device=where.device,
+    ).to(memory_format=where.memory_format)
+    setup = create_strategy(cfg.strategy, train.labels)
+    optimizer = OPTIMIZERS[cfg.optimizer](model.parameters(), cfg.lr)
+    return FoldRun(
+        model=model,
+        criterion=setup.criterion(where.device),
+        optimizer=optimizer,
+        schedule=LR_SCHEDULES[cfg.lr_schedule](optimizer, cfg.max_epochs),
+        stopper=EarlyStopping(cfg.patience, min_delta=cfg.min_delta, min_epochs=cfg.min_epochs),
+        generator=generator,
+        train_loader=make_loader(train, cfg, batch_size=cfg.batch_size, where=where, generator=generator,
+                                 train=True, sample_weights=setup.sample_weights),
+        val_loader=make_loader(val, cfg, batch_size=EVAL_BATCH_SIZE, where=where),
+    )
 
 
 def image_size_for(architecture: str, *, override: int | None, source_default: int | None) -> int:
@@ -122,8 +205,8 @@ def run_trial(
     resume_from: dict[str, Any] | None = None,
     started: float | None = None,
     checkpoints: CheckpointPolicy = EVERY_EPOCH,
-) -> tuple[nn.Module, EarlyStopping]:
-    """Train one configuration; return the model holding its kept (lowest val loss) weights.
+) -> list[FoldRun]:
+    """Train one configuration (one model per fold, in step); return the fold runs, models holding their kept weights.
 
     ``report(metrics, checkpoint)`` is called once per epoch with the metrics
     and, where ``checkpoints`` says so, ``{"kept": ..., "resume": ...}`` (see
@@ -133,113 +216,159 @@ def run_trial(
     (``time.perf_counter()``); the seconds from it to the first training step
     are reported as ``setup_s``. A loss or score that is not finite ends the
     trial as ``diverged``, with the worst objective.
+
+    With ``cfg.folds`` = k > 1 the trial trains k models on the stratified
+    folds of train+val (:meth:`Dataset.folds`), epoch by epoch together; each
+    stops on its own patience. Every validation metric is reported as the
+    mean over folds (the objective ranks that mean) with its standard error
+    (``..._se``), and the kept models' pooled out-of-fold scores give the
+    ``oof_`` metrics and the operating threshold.
     """
     started = time.perf_counter() if started is None else started
     where = placement(cfg.architecture, dataset.image_size, device)
     reset_peak_memory(where.device)
-    torch.manual_seed(cfg.seed)  # model initialisation and dropout, on every device
-    generator = torch.Generator().manual_seed(cfg.seed)  # batch order, oversampling, augmentation
-    model = create_model(
-        cfg.architecture,
-        in_channels=dataset.channels,
-        image_size=dataset.image_size,
-        imagenet_state=imagenet_state if cfg.pretrained else None,
-        device=where.device,
-    ).to(memory_format=where.memory_format)
-    setup = create_strategy(cfg.strategy, dataset.train.labels)
-    criterion = setup.criterion(where.device)
-    train_loader = make_loader(dataset.train, cfg, batch_size=cfg.batch_size, where=where, generator=generator,
-                               train=True, sample_weights=setup.sample_weights)
-    val_loader = make_loader(dataset.val, cfg, batch_size=EVAL_BATCH_SIZE, where=where)
-    optimizer = OPTIMIZERS[cfg.optimizer](model.parameters(), cfg.lr)
-    schedule = LR_SCHEDULES[cfg.lr_schedule](optimizer, cfg.max_epochs)
-    stopper = EarlyStopping(cfg.patience, min_delta=cfg.min_delta, min_epochs=cfg.min_epochs)
+    runs = [start_fold(cfg, train, val, fold=i, where=where, imagenet_state=imagenet_state)
+            for i, (train, val) in enumerate(dataset.folds(cfg.folds))]
     first_epoch = 1
     if resume_from is not None:
-        model.load_state_dict(resume_from["model"])
-        optimizer.load_state_dict(resume_from["optimizer"])
-        schedule.load_state_dict(resume_from["lr_schedule"])
-        stopper.restore(resume_from["early_stopping"], resume_from["kept"])
-        _set_rng_states(generator, resume_from)
+        for i, run in enumerate(runs):
+            run.restore(resume_from["folds"][i], resume_from["kept"], i)
+        _set_rng_states(resume_from)
         first_epoch = resume_from["epoch"] + 1
-    setup_s = time.perf_counter() - started  # data, model, optimiser ready: the first step comes next
+    setup_s = time.perf_counter() - started  # data, models, optimisers ready: the first step comes next
     last_checkpoint = time.perf_counter()  # the clock of checkpoints.period_s starts with training
 
     for epoch in range(first_epoch, cfg.max_epochs + 1):
-        if stopper.should_stop:
+        training = [run for run in runs if not run.stopper.should_stop]
+        if not training:
             break
-        train_loss = train_one_epoch(model, train_loader, criterion, optimizer, where)
-        schedule.step()
-        val_loss, scores = evaluate(model, val_loader, where)
-        diverged = not (math.isfinite(train_loss) and math.isfinite(val_loss) and np.isfinite(scores.y_score).all())
-        if diverged:
-            metrics = {"val_loss": val_loss}
-        else:
-            metrics = {"val_loss": val_loss, **classification_metrics(
-                scores.y_true, scores.predictions(), scores.y_score, prefix="val_", target_recall=cfg.target_recall)}
-            stopper.step(epoch, val_loss, model, metrics)
+        epoch_metrics = [run.epoch(epoch, where, cfg.target_recall) for run in training]
+        diverged = any(m is None for m in epoch_metrics)
+        kept = kept_summary(runs, target_recall=cfg.target_recall)
         objective = worst_objective(cfg.mode) if diverged else guarded_objective(
-            stopper.best_metrics, metric=cfg.metric, mode=cfg.mode, min_balanced_accuracy=cfg.min_balanced_accuracy)
+            kept, metric=cfg.metric, mode=cfg.mode, min_balanced_accuracy=cfg.min_balanced_accuracy)
+        stopped = all(run.stopper.should_stop for run in runs)
         result = {
             "epoch": epoch,
-            "train_loss": train_loss,
-            **metrics,
-            "kept_epoch": stopper.best_epoch,
-            **{f"kept_{k}": v for k, v in stopper.best_metrics.items()},
+            **({} if diverged else mean_and_se(epoch_metrics)),
+            "kept_epoch": kept_epoch(runs),
+            **{f"kept_{k}": v for k, v in kept.items()},
             "objective": objective,
-            "tiebroken_objective": tiebroken_objective(objective, stopper.best_metrics, mode=cfg.mode),
-            "stopped_early": stopper.should_stop,
+            "tiebroken_objective": tiebroken_objective(objective, kept, mode=cfg.mode),
+            "stopped_early": stopped,
             "diverged": diverged,
             "setup_s": setup_s,
             **peak_memory_mib(where.device),
         }
-        last = diverged or stopper.should_stop or epoch == cfg.max_epochs
+        if len(runs) > 1:
+            result["folds_training"] = len(training)
+        last = diverged or stopped or epoch == cfg.max_epochs
         due = checkpoints.due(epoch, last=last, seconds_since_last=time.perf_counter() - last_checkpoint)
-        if not due or stopper.best_state is None:  # nothing kept yet: a model that diverged at once
+        if not due or any(run.stopper.best_state is None for run in runs):  # a model that diverged at once
             report(result, None)
         else:
             last_checkpoint = time.perf_counter()
-            resume = None if last else _resume_state(epoch, model, optimizer, schedule, stopper, generator)
-            report(result, {"kept": _deliverable(cfg, dataset, stopper), "resume": resume})
+            resume = None if last else _resume_state(epoch, runs)
+            report(result, {"kept": _deliverable(cfg, dataset, runs), "resume": resume})
         if diverged:
             break
 
-    if stopper.best_state is not None:
-        model.load_state_dict(stopper.best_state)
-    return model, stopper
+    for run in runs:
+        if run.stopper.best_state is not None:
+            run.model.load_state_dict(run.stopper.best_state)
+    return runs
 
 
-def _deliverable(cfg: TrialConfig, dataset: Dataset, stopper: EarlyStopping) -> dict[str, Any]:
-    """What a trial delivers: its kept weights, with what it takes to rebuild and judge them."""
+def kept_epoch(runs: list[FoldRun]) -> float:
+    """The epoch whose weights a trial keeps: its model's, or the mean over its fold models."""
+    epochs = [run.stopper.best_epoch for run in runs]
+    return epochs[0] if len(epochs) == 1 else float(np.mean(epochs))
+
+
+def mean_and_se(per_fold: list[dict[str, float]]) -> dict[str, float]:
+    """Each metric's mean over folds and, with more than one fold, its standard error as ``<metric>_se``.
+
+    A metric that is NaN in a fold (AUC of a fold without positives) is
+    averaged over the folds that have it.
+    """
+    if len(per_fold) == 1:
+        return dict(per_fold[0])
+    summary = {}
+    for key in per_fold[0]:
+        values = np.array([m[key] for m in per_fold], dtype=float)
+        values = values[~np.isnan(values)]
+        summary[key] = float(values.mean()) if len(values) else math.nan
+        summary[f"{key}_se"] = float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else math.nan
+    return summary
+
+
+def pooled_scores(runs: list[FoldRun]) -> Scores | None:
+    """The kept models' scores on their own held-out fold, pooled: every train+val image scored once."""
+    if len(runs) == 1 or any(run.stopper.best_scores is None for run in runs):
+        return None
+    return Scores(np.concatenate([run.stopper.best_scores.y_true for run in runs]),
+                  np.concatenate([run.stopper.best_scores.y_score for run in runs]))
+
+
+def kept_summary(runs: list[FoldRun], *, target_recall: float) -> dict[str, float]:
+    """The kept state's validation metrics: fold means and errors, and with folds the out-of-fold ``oof_`` metrics."""
+    if any(not run.stopper.best_metrics for run in runs):
+        return {}
+    summary = mean_and_se([run.stopper.best_metrics for run in runs])
+    oof = pooled_scores(runs)
+    if oof is not None:
+        summary.update(classification_metrics(oof.y_true, oof.predictions(), oof.y_score, prefix="oof_",
+                                              target_recall=target_recall))
+    return summary
+
+
+def delivered_threshold(metrics: dict[str, float]) -> float:
+    """The operating threshold delivered with a model: set on out-of-fold scores where there are folds, else on val."""
+    return metrics.get("oof_threshold_at_recall", metrics.get("val_threshold_at_recall", math.nan))
+
+
+def _deliverable(cfg: TrialConfig, dataset: Dataset, runs: list[FoldRun]) -> dict[str, Any]:
+    """What a trial delivers: its kept weights (one set per fold), with what it takes to rebuild and judge them."""
+    metrics = kept_summary(runs, target_recall=cfg.target_recall)
+    oof = pooled_scores(runs)
     return {
         "config": cfg.to_dict(),
         "data_channels": dataset.channels,
         "image_size": dataset.image_size,
-        "epoch": stopper.best_epoch,
-        "weights": stopper.best_state,
-        "metrics": stopper.best_metrics,
+        "epoch": kept_epoch(runs),
+        "weights": [run.stopper.best_state for run in runs],
+        "metrics": metrics,
+        "threshold": delivered_threshold(metrics),
+        "fold_metrics": [run.stopper.best_metrics for run in runs],
+        # Out-of-fold scores: each fold model's, on its own held-out images at its kept epoch.
+        "fold_scores": None if oof is None else [(run.stopper.best_scores.y_true, run.stopper.best_scores.y_score)
+                                                 for run in runs],
     }
 
 
-def _resume_state(epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer,
-                  schedule: torch.optim.lr_scheduler.LRScheduler, stopper: EarlyStopping,
-                  generator: torch.Generator) -> dict[str, Any]:
+def kept_weights(kept: dict[str, Any]) -> list[dict[str, torch.Tensor]]:
+    """The state dicts of a deliverable's models, one per fold (a single dict in checkpoints before folds)."""
+    weights = kept["weights"]
+    return weights if isinstance(weights, list) else [weights]
+
+
+def fold_metrics(kept: dict[str, Any]) -> list[dict[str, float]]:
+    """A deliverable's kept validation metrics, per fold."""
+    return kept.get("fold_metrics") or [kept["metrics"]]
+
+
+def _resume_state(epoch: int, runs: list[FoldRun]) -> dict[str, Any]:
     """What continues a trial after ``epoch`` with the values it would have had (with its deliverable)."""
     return {
         "epoch": epoch,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "lr_schedule": schedule.state_dict(),
-        "early_stopping": stopper.counters(),
-        "generator": generator.get_state(),
+        "folds": [run.resume_state() for run in runs],
         "torch_rng": torch.get_rng_state(),
         # Dropout on a GPU draws from the CUDA generator: without it a resumed GPU trial diverges.
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
     }
 
 
-def _set_rng_states(generator: torch.Generator, state: dict[str, Any]) -> None:
-    generator.set_state(state["generator"])
+def _set_rng_states(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch_rng"])
     if state.get("cuda_rng") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
@@ -318,26 +447,11 @@ def evaluate(model: nn.Module, loader: BatchLoader, where: Placement) -> tuple[f
     return loss, Scores(y_true, torch.cat(scores).cpu().numpy())
 
 
-def kept_model(kept: dict[str, Any], device: torch.device | None = None) -> tuple[nn.Module, TrialConfig]:
-    """The model a trial delivered (its lowest-val-loss weights), in eval mode, and its config."""
-    cfg = TrialConfig.from_dict(kept["config"])
-    model = create_model(cfg.architecture, in_channels=kept["data_channels"], image_size=kept["image_size"],
-                         device=device)
-    model.load_state_dict(kept["weights"])
-    return model.eval(), cfg
-
-
 def score_split(model: nn.Module, cfg: TrialConfig, split: Split) -> Scores:
     """Positive-class probabilities of a trained model on one split."""
     where = placement(cfg.architecture, split.images.shape[-1], next(model.parameters()).device)
     return evaluate(model.to(memory_format=where.memory_format),
                     make_loader(split, cfg, batch_size=EVAL_BATCH_SIZE, where=where), where)[1]
-
-
-def evaluate_split(model: nn.Module, cfg: TrialConfig, split: Split, *, prefix: str) -> dict[str, float]:
-    """Classification metrics of a trained model on one split (argmax decision)."""
-    scores = score_split(model, cfg, split)
-    return classification_metrics(scores.y_true, scores.predictions(), scores.y_score, prefix=prefix)
 
 
 def train_fn(config: dict[str, Any], *, datasets: dict[int, Dataset], imagenet_states: dict[str, dict] | None = None,

@@ -12,7 +12,8 @@ def trained():
     """A study CNN trained for a few epochs on images whose positives carry a bright square."""
     data = tiny_dataset(n=96, size=32)
     cfg = TrialConfig.from_dict({"architecture": "cnn_bn", "max_epochs": 4, "lr": 0.003})
-    model, _ = run_trial(cfg, data, report=lambda m, s: None)
+    (run,) = run_trial(cfg, data, report=lambda m, s: None)
+    model = run.model
     return model.eval(), cfg, data
 
 

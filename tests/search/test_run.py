@@ -50,6 +50,9 @@ FAST = ["--image-size", "16", "--max-epochs", "2"]  # seconds per trial on a CPU
         (["--gpus-per-trial", "half"], "--gpus-per-trial must be a number or auto; got 'half'"),
         (["--gpu-memory-gib", "24"], "--gpu-memory-gib goes with --gpus-per-trial auto"),
         (["--target-recall", "0"], "--target-recall must be a number > 0.0 and <= 1.0; got 0.0"),
+        (["--folds", "0"], "--folds must be an integer >= 1; got 0"),
+        (["--folds", "1000", "--space", "smoke"], "--folds 1000 needs 2 <= folds <= the images of the smaller class in "
+                                                 "train+val (150: 430 negative, 150 positive)"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path):
@@ -219,6 +222,9 @@ HUNDRED_THOUSAND = {"lr": [i / 1000 for i in range(1, 101)], "batch_size": list(
         (["--space", {"min_balanced_accuracy": [0.5, 0.6]}],
          "space 'space': 'min_balanced_accuracy' cannot be a dimension, because trials are ranked under one guard; "
          "pass --min-balanced-accuracy"),
+        (["--space", {"folds": [1, 5]}],
+         "space 'space': 'folds' cannot be a dimension, because trials are compared on the same validation images; "
+         "pass --folds"),
         (["--space", {"architecture": ["cnn"], "image_size": [16, 40]}],
          "the study's CNN needs an image size divisible by 16 (four 2x2 pools); got 40"),
         (["--space", {"image_size": [16, 32]}, "--image-size", "16"],
@@ -240,7 +246,7 @@ HUNDRED_THOUSAND = {"lr": [i / 1000 for i in range(1, 101)], "batch_size": list(
          "--storage-path 's3://bucket/x': URIs other than file:// are not supported; mount the bucket (e.g. with "
          "s3fs or gcsfuse) and pass the mount's path"),
     ],
-    ids=["metric-dimension", "guard-dimension", "size-a-model-cannot-take", "image-size-flag-and-dimension",
+    ids=["metric-dimension", "guard-dimension", "folds-dimension", "size-a-model-cannot-take", "image-size-flag-and-dimension",
          "cpus-per-trial-99", "100k-trials-without-yes", "300-character-name", "proc-storage", "flag-name-guard",
          "flag-name-seed", "s3-storage"],
 )

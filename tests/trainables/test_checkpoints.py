@@ -57,5 +57,5 @@ def test_a_checkpoint_before_the_last_epoch_holds_the_resume_state_beside_the_de
     save_checkpoint(tmp_path, **reports[0][1])
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([KEPT_FILE, RESUME_FILE])
     resume = load_resume(tmp_path)
-    assert resume["epoch"] == 1 and resume["kept"]["epoch"] == 1 and "optimizer" in resume
-    assert "weights" not in resume  # the kept weights are stored once, in the deliverable
+    assert resume["epoch"] == 1 and resume["kept"]["epoch"] == 1 and "optimizer" in resume["folds"][0]
+    assert "weights" not in resume and "weights" not in resume["folds"][0]  # the kept weights are stored once, in the deliverable

@@ -4,6 +4,7 @@ from PIL import Image
 
 from tests.conftest import make_image_folder, make_npz
 from trainables import InputError, load_datasets
+from trainables.data import fold_indices
 
 
 def test_digits_default_is_binary_with_a_minority_and_stratified():
@@ -201,3 +202,31 @@ def test_npz_split_without_a_class_does_not_suggest_split_fractions(tmp_path):
         load_datasets(path, image_sizes=[16])
     assert str(err.value) == ("split 'val' has no positive (minority) example (6 negative, 0 positive); the .npz's "
                               "splits are used as they are: add positive (minority) examples to val_images and val_labels")
+
+
+def test_folds_are_stratified_disjoint_and_cover_train_and_val_once():
+    labels = np.array([1] * 23 + [0] * 77)
+    folds = fold_indices(labels, 5)
+    held = np.concatenate([h for _, h in folds])
+    assert sorted(held) == list(range(100))  # every image held out exactly once
+    for fit, held_out in folds:
+        assert not set(fit) & set(held_out) and len(fit) + len(held_out) == 100
+        assert labels[held_out].sum() in (4, 5)  # 23 positives over 5 folds: stratified
+    again = fold_indices(labels, 5)
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(folds, again))  # seeded: the same for every trial
+
+
+def test_dataset_folds_draw_on_train_and_val_only(tiny):
+    folds = tiny.folds(3)
+    held_images = np.concatenate([val.images for _, val in folds])
+    pooled = np.concatenate([tiny.train.images, tiny.val.images])
+    assert sorted(map(bytes, held_images)) == sorted(map(bytes, pooled))
+    test_rows = set(map(bytes, tiny.test.images))
+    assert not any(bytes(image) in test_rows for fit, val in folds for image in [*fit.images, *val.images])
+    assert tiny.folds(1) == [(tiny.train, tiny.val)]
+
+
+@pytest.mark.parametrize("k", [1, 19])
+def test_folds_need_two_and_at_most_the_smaller_class(tiny, k):
+    with pytest.raises(InputError, match=f"--folds {k} needs 2 <= folds <= the images of the smaller class"):
+        fold_indices(tiny.pooled_labels, k)

@@ -1,12 +1,15 @@
 import copy
+import dataclasses
 import math
+
+import numpy as np
 
 import pytest
 import torch
 from torch import nn
 
 from tests.conftest import tiny_dataset
-from trainables import EarlyStopping, TrialConfig, data_device, evaluate_split, kept_model, run_trial
+from trainables import EarlyStopping, Split, TrialConfig, data_device, kept_model_from, run_trial, score_split
 
 # On the CPU a run repeats bit for bit. GPU kernels (cuDNN's autotuned choices, atomics in
 # backward passes) may differ in the last bits between runs, so there values are compared closely.
@@ -19,8 +22,8 @@ def _same(a, b):
 
 def _run(cfg, dataset, resume_from=None):
     reports = []
-    model, stopper = run_trial(cfg, dataset, report=lambda m, s: reports.append((m, copy.deepcopy(s))), resume_from=resume_from)
-    return model, stopper, reports
+    (run,) = run_trial(cfg, dataset, report=lambda m, s: reports.append((m, copy.deepcopy(s))), resume_from=resume_from)
+    return run.model, run.stopper, reports
 
 
 def test_early_stopping_keeps_the_lowest_loss_weights():
@@ -114,12 +117,12 @@ def test_kept_model_from_a_checkpoint_scores_like_the_trial():
     cfg = TrialConfig.from_dict({"max_epochs": 3})
     data = tiny_dataset()
     model, _, reports = _run(cfg, data)
-    reloaded, reloaded_cfg = kept_model(reports[-1][1]["kept"], device=data_device())
-    assert reloaded_cfg == cfg
-    ours, theirs = evaluate_split(reloaded, cfg, data.val, prefix="v_"), evaluate_split(model.eval(), cfg, data.val, prefix="v_")
-    assert ours.keys() == theirs.keys()
-    for key in ours:
-        _same(ours[key], theirs[key])
+    reloaded = kept_model_from(reports[-1][1]["kept"])
+    assert reloaded.config == cfg and len(reloaded.models) == 1
+    ours, theirs = reloaded.scores(data.val), score_split(model.eval(), cfg, data.val)
+    assert (ours.y_true == theirs.y_true).all()
+    _same(ours.y_score.tolist(), theirs.y_score.tolist())
+    assert reloaded.threshold == reports[-1][0]["kept_val_threshold_at_recall"]
 
 
 def test_a_diverged_trial_ends_as_diverged_with_the_worst_objective_instead_of_raising():
@@ -129,3 +132,60 @@ def test_a_diverged_trial_ends_as_diverged_with_the_worst_objective_instead_of_r
     assert last["diverged"] and len(reports) < 5
     assert last["objective"] == -math.inf and last["tiebroken_objective"] == -math.inf
     assert state is None or state["resume"] is None  # a diverged trial is over
+
+
+def test_a_trial_with_folds_reports_fold_means_and_errors_and_delivers_every_fold_model():
+    cfg = TrialConfig.from_dict({"max_epochs": 3, "folds": 3})
+    data = tiny_dataset()
+    reports = []
+    runs = run_trial(cfg, data, report=lambda m, s: reports.append((m, copy.deepcopy(s))))
+    metrics, state = reports[-1]
+    assert len(runs) == 3 and metrics["folds_training"] == 3
+    fold_losses = [run.stopper.best_metrics["val_loss"] for run in runs]
+    assert metrics["kept_val_loss"] == pytest.approx(np.mean(fold_losses))
+    assert metrics["kept_val_loss_se"] == pytest.approx(np.std(fold_losses, ddof=1) / np.sqrt(3))
+    assert metrics["objective"] == metrics["kept_val_recall"] or metrics["objective"] < 0  # the fold mean, guarded
+
+    kept = state["kept"]
+    assert len(kept["weights"]) == 3 and kept["threshold"] == metrics["kept_oof_threshold_at_recall"]
+    delivered = kept_model_from(kept)
+    # Out-of-fold: every train+val image scored once, by the one fold model that did not train on it.
+    assert sorted(delivered.out_of_fold.y_true) == sorted(data.pooled_labels)
+    assert delivered.validation_scores(data.val) is delivered.out_of_fold
+    each = [score_split(run.model.eval(), cfg, data.test).y_score for run in runs]
+    _same(delivered.scores(data.test).y_score.tolist(), np.mean(each, axis=0).tolist())
+
+
+@pytest.mark.parametrize("folds", [1, 3])
+def test_the_test_split_cannot_influence_a_trial(folds):
+    """Flipped test labels and noise for test images: every report is the same, so the choice is too."""
+    cfg = TrialConfig.from_dict({"max_epochs": 2, "folds": folds})
+    data = tiny_dataset()
+    rng = np.random.default_rng(1)
+    tampered = dataclasses.replace(data, test=Split(rng.integers(0, 255, data.test.images.shape, dtype=np.uint8),
+                                                    1 - data.test.labels))
+    original, again = _reports(cfg, data), _reports(cfg, tampered)
+    drop = {"setup_s"}  # a clock
+    for (a, _), (b, _) in zip(original, again, strict=True):
+        assert {k: v for k, v in a.items() if k not in drop} == {k: v for k, v in b.items() if k not in drop} \
+            if EXACT else a["objective"] == pytest.approx(b["objective"], abs=1e-4)
+
+
+def _reports(cfg, dataset):
+    reports = []
+    run_trial(cfg, dataset, report=lambda m, s: reports.append((m, None)))
+    return reports
+
+
+def test_a_trial_with_folds_resumes_where_it_stopped():
+    cfg = TrialConfig.from_dict({"max_epochs": 3, "folds": 2, "augment": True, "strategy": "oversampling"})
+    data = tiny_dataset()
+    straight = []
+    run_trial(cfg, data, report=lambda m, s: straight.append((m, copy.deepcopy(s))))
+    after_one = straight[0][1]
+    resumed = []
+    run_trial(cfg, data, report=lambda m, s: resumed.append((m, s)),
+              resume_from={**after_one["resume"], "kept": after_one["kept"]})
+    assert [m["epoch"] for m, _ in resumed] == [2, 3]
+    _same([m["val_loss"] for m, _ in resumed], [m["val_loss"] for m, _ in straight[1:]])
+    _same(resumed[-1][0]["kept_oof_auc"], straight[-1][0]["kept_oof_auc"])
