@@ -376,7 +376,8 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
     board = leaderboard(frame, mode=settings.mode)
     if not board.empty:
         print(f"\nBest configurations by {settings.fixed.get('metric', DEFAULTS['metric'])} "
-              f"(validation, kept state, guard: balanced accuracy >= {settings.fixed.get('min_balanced_accuracy')}):")
+              f"({'validation' if settings.fixed.get('folds', 1) == 1 else 'mean over folds'}, kept state, "
+              f"guard: balanced accuracy >= {settings.fixed.get('min_balanced_accuracy')}):")
         print(board.to_string(float_format=lambda v: f"{v:.4f}"))
     best = evaluate_best(results, frame, datasets, mode=settings.mode, ensemble_top=settings.ensemble_top)
     if best is not None:

@@ -106,6 +106,17 @@ def test_grid_search_runs_every_smoke_trial(ray_session, tmp_path):
     assert recorded["space"]["name"] == "smoke" and recorded["data"]["image_size"] == 16
 
 
+def test_cross_validated_search_ranks_fold_means_and_delivers_the_fold_models_mean(ray_session, tmp_path):
+    trials, folder = _search(tmp_path, "--folds", "2", "--max-epochs", "1")
+    assert len(trials) == 4 and trials["kept_val_auc_se"].notna().all() and trials["kept_oof_auc"].between(0, 1).all()
+    best = json.loads((folder / "best.json").read_text())
+    assert best["folds"] == 2 and best["config"]["folds"] == 2
+    # The operating threshold is set on the out-of-fold scores: the validation split is in the fold models' training.
+    assert best["operating_threshold"] == best["out_of_fold"]["oof_threshold_at_recall"]
+    chosen = trials[trials["path"] == best["trial_path"]].iloc[0]
+    assert chosen["kept_val_recall"] == best["val"]["val_recall"]  # ranked on the fold mean
+
+
 def test_asha_scheduler(ray_session, tmp_path):
     # Rungs after epochs 1 and 3; epoch 2 is neither a rung nor a last epoch, so it writes no checkpoint.
     trials, folder = _search(tmp_path, "--scheduler", "asha", "--reduction-factor", "3", "--max-epochs", "4")

@@ -23,16 +23,28 @@ def test_none_changes_nothing():
     assert setup.class_weights is None and setup.sample_weights is None and setup.criterion().weight is None
 
 
-@pytest.mark.parametrize("name", ["oversampling", "both"])
-def test_oversampling_draws_the_minority_as_often_as_the_majority(name):
-    setup = create_strategy(name, LABELS)
-    assert (setup.class_weights is not None) == (name == "both")
+def _minority_share_drawn(setup):
     loader = BatchLoader(torch.zeros(100, 1, 4, 4, dtype=torch.uint8), torch.from_numpy(LABELS), batch_size=10,
                          sample_weights=setup.sample_weights, generator=torch.Generator().manual_seed(0))
     drawn = torch.cat([loader.order() for _ in range(200)])
     assert len(drawn) == 200 * 100
-    share = torch.from_numpy(LABELS)[drawn].float().mean().item()
-    assert share == pytest.approx(0.5, abs=0.01)  # 25 % without the sampler
+    return torch.from_numpy(LABELS)[drawn].float().mean().item()
+
+
+def test_oversampling_draws_the_minority_as_often_as_the_majority():
+    setup = create_strategy("oversampling", LABELS)
+    assert setup.class_weights is None
+    assert _minority_share_drawn(setup) == pytest.approx(0.5, abs=0.01)  # 25 % without the sampler
+
+
+def test_both_balances_the_classes_once_half_by_drawing_half_by_weighing():
+    setup = create_strategy("both", LABELS)
+    share = _minority_share_drawn(setup)
+    assert share == pytest.approx(5 / (5 + 75**0.5), abs=0.01)  # sqrt(25) : sqrt(75), about 0.37
+    # The loss the minority carries, drawn share times class weight, equals the majority's: balanced once.
+    weights = setup.class_weights
+    assert share * weights[1].item() == pytest.approx((1 - share) * weights[0].item(), rel=0.03)
+    assert (1 - share) * weights[0].item() + share * weights[1].item() == pytest.approx(1.0, rel=0.03)
 
 
 def test_unknown_strategy_and_single_class_labels():
