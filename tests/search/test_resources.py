@@ -29,6 +29,9 @@ def test_bigger_models_batches_and_images_need_more():
     assert need(architecture="resnet50", batch_size=64) > need(architecture="resnet50", batch_size=32)
     assert need(architecture="resnet18", image_size=224) > need(architecture="resnet18", image_size=128)
     assert need(architecture="cnn", image_size=96) > CUDA_CONTEXT_MIB
+    # Five fold models resident at once: more than one, less than five trials (activations are not multiplied).
+    one, five = need(architecture="resnet50"), need(architecture="resnet50", folds=5)
+    assert one < five < 5 * one
 
 
 def test_a_trial_bigger_than_the_card_gets_a_whole_gpu():
