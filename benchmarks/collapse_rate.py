@@ -11,7 +11,7 @@ under 0.6) or calls over 95 % (or under 5 %) of validation images positive.
 Prints, per strategy: trials, collapsed trials, median kept epoch, mean kept
 balanced accuracy and AUC on validation.
 
-    python benchmarks/collapse_rate.py [--data pneumonia] [--max-epochs 20] [--seeds 2]
+    python benchmarks/collapse_rate.py [--data pneumonia] [--max-epochs 20] [--seeds 2] [--strategies both ...]
 """
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=20)
     parser.add_argument("--patience", type=int, default=5)
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--strategies", nargs="+", default=None,
+                        help=f"default: every registered strategy, then {STUDY_BOTH}")
     args = parser.parse_args()
     torch.set_num_threads(2)
     dataset = load_datasets(args.data, image_sizes=[args.image_size])[args.image_size]
@@ -64,7 +66,8 @@ def main() -> None:
     grid = list(itertools.product(("cnn", "cnn_bn"), (1e-3, 1e-4), (False, True), range(args.seeds)))
     print(f"{'strategy':22s} {'trials':>6s} {'collapsed':>9s} {'kept epoch':>10s} {'bal. acc.':>9s} {'AUC':>6s} "
           f"{'s':>5s}")
-    for strategy in [s for s in list_strategies() if s != STUDY_BOTH] + [STUDY_BOTH]:
+    strategies = args.strategies or [s for s in list_strategies() if s != STUDY_BOTH] + [STUDY_BOTH]
+    for strategy in strategies:
         started, kept = time.perf_counter(), []
         for architecture, lr, augment, seed in grid:
             cfg = TrialConfig.from_dict({"architecture": architecture, "strategy": strategy, "lr": lr,
