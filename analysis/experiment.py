@@ -44,6 +44,11 @@ class Experiment:
     def mode(self) -> str:
         return self.settings.get("mode") or "max"
 
+    @property
+    def folds(self) -> int:
+        """K of a cross-validated search (``--folds``), 1 for one validation split."""
+        return int((self.settings.get("fixed") or {}).get("folds", DEFAULTS["folds"]))
+
 
 def load_experiment(path: str | os.PathLike) -> Experiment:
     """Read an experiment from a local folder or a storage URI (``s3://...``) Ray can read."""

@@ -79,7 +79,7 @@ def build_report(path: str, *, out_dir: str | Path | None = None, examples: int 
         _what_mattered_section(doc, experiment, scored, datasets, out, problems, resamples=resamples)
         chosen = _chosen_models_section(doc, experiment, scored, datasets, out, problems, examples=examples,
                                         resamples=resamples)
-        _validation_vs_test_section(doc, chosen, out, resamples=resamples)
+        _validation_vs_test_section(doc, chosen, out, resamples=resamples, folds=experiment.folds)
         if not experiment.epochs.empty and "val_recall" in experiment.epochs:
             metric = experiment.metric if experiment.metric in experiment.epochs else "val_recall"
             fig = all_trials_figure(experiment.epochs, metric=metric, title=f"{metric} of every trial per epoch")
@@ -308,13 +308,16 @@ def validation_vs_test(chosen: list[tuple[str, str, Scores, Scores]], *, resampl
 
 
 def _validation_vs_test_section(doc: Document, chosen: list[tuple[str, str, Scores, Scores]], out: Path, *,
-                                resamples: int) -> None:
+                                resamples: int, folds: int = 1) -> None:
     if not chosen:
         return
     frame = validation_vs_test(chosen, resamples=resamples)
     doc.heading("Validation estimate vs test result")
     doc.paragraph("Each chosen model was picked on validation; its test result is the honest one. A gap wider than "
                   "the intervals means the validation estimate was optimistic (the best of many trials on one split).")
+    if folds > 1:
+        doc.paragraph(f"Validation here is out-of-fold: every train+val image scored by the one of the {folds} fold "
+                      "models that did not train on it; test is scored by the mean of the fold models.")
     positives = int(frame.loc[frame["split"] == "validation", "positives"].min())
     if positives < FEW_VALIDATION_POSITIVES:
         doc.paragraph(f"Warning: the validation split holds only {positives} minority examples (fewer than "
