@@ -69,7 +69,7 @@ def score_every_trial(folder: Path, datasets: dict) -> pd.DataFrame:
         rows.append({
             "trial_id": trial.trial_id,
             "val_recall_at_threshold": float(np.mean(val.y_score[val.y_true == 1] >= kept.threshold)),
-            "val_auc": classification_metrics(val.y_true, val.predictions(), val.y_score)["auc"],
+            "estimate_auc": classification_metrics(val.y_true, val.predictions(), val.y_score)["auc"],
             "test_recall": float(np.mean(test.predictions()[test.y_true == 1])),
             "test_recall_at_threshold": float(np.mean(test.y_score[test.y_true == 1] >= kept.threshold)),
             "test_auc": classification_metrics(test.y_true, test.predictions(), test.y_score)["auc"],
@@ -98,7 +98,7 @@ def report(variant: str, scored: pd.DataFrame, *, min_balanced_accuracy: float) 
         test = row["test_recall_at_threshold"] if operating else row["test_recall"]
         chosen = f"{row['config/architecture']}/{row['config/strategy']}/aug={row['config/augment']}"
         print(f"  {metric:28s} {chosen:34s} {estimate:6.3f} {test:6.3f} {test - estimate:+6.3f} "
-              f"{row['val_auc']:8.3f} {row['test_auc']:8.3f} {row['test_auc'] - best_auc:+8.3f}", flush=True)
+              f"{row['estimate_auc']:8.3f} {row['test_auc']:8.3f} {row['test_auc'] - best_auc:+8.3f}", flush=True)
 
 
 def main() -> None:
