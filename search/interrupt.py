@@ -142,21 +142,39 @@ def _saved_trials(folder: Path) -> list:
         analysis_log.setLevel(level)
 
 
+class TuneStop:
+    """Whether Tune's handler received a stop signal during ``fit()``; set when :func:`tune_sigint` ends."""
+
+    received = False
+
+
 @contextmanager
-def tune_sigint() -> Iterator[None]:
+def tune_sigint() -> Iterator[TuneStop]:
     """Run ``Tuner.fit()`` under Tune's SIGINT handler, then put back the one in place before.
 
     Tune leaves its handler installed when no SIGINT came; a Ctrl-C while the
     results are written would then be swallowed. Its restore hint (for the
     Python API, not this command line) is dropped from its log.
+
+    Tune installs one handler on SIGINT and SIGUSR1, and on a signal puts back
+    the SIGINT handler it replaced: after ``fit()``, a SIGINT handler other than
+    the one left on SIGUSR1 means that Tune received a stop signal, even one
+    that came after its last trial ended, which ``fit()`` does not report.
     """
     handler = signal.getsignal(signal.SIGINT)
+    usr1 = getattr(signal, "SIGUSR1", None)
+    usr1_handler = signal.getsignal(usr1) if usr1 is not None else None
+    stop = TuneStop()
     hint = _DropRestoreHint()
     logging.getLogger("ray.tune.tune").addFilter(hint)
     try:
-        yield
+        yield stop
     finally:
         logging.getLogger("ray.tune.tune").removeFilter(hint)
+        tune_handler = signal.getsignal(usr1) if usr1 is not None else usr1_handler
+        # Not in this process (a Ray client's fit runs on the cluster), or not on SIGINT (Tune's switch).
+        tune_on_sigint = tune_handler is not usr1_handler and os.environ.get("TUNE_DISABLE_SIGINT_HANDLER", "0") == "0"
+        stop.received = tune_on_sigint and signal.getsignal(signal.SIGINT) is not tune_handler
         if handler is not None:
             signal.signal(signal.SIGINT, handler)
 

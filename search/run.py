@@ -364,12 +364,14 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
             max_epochs=settings.max_epochs, mode=settings.mode, interval_s=progress_interval_s)]
         tuner = build_tuner(settings, **inputs, callbacks=progress)
     raise_if_interrupted()  # a Ctrl-C whose KeyboardInterrupt some code caught: not into Tune with it
-    with tune_sigint():
+    with tune_sigint() as tune_stop:
         results = tuner.fit()
     raise_if_interrupted()  # one that reached our handler inside fit (before Tune's, or a second one) and was caught
     expected = trial_count(settings)
     unfinished = unfinished_trials(folder, expected=expected)
-    if unfinished:  # Tune caught a SIGINT, saved the experiment and stopped the trials
+    # Tune caught a SIGINT, saved the experiment and stopped the trials; or it caught one after the last trial
+    # ended (writing its state, calling the callbacks' on_experiment_end), and returned as if nothing happened.
+    if unfinished or tune_stop.received:
         raise SearchInterrupted(unfinished, max(expected, len(results)))
     frame = trials_frame(results, max_epochs=settings.max_epochs)
     write_csv_atomically(frame, folder / TRIALS_FILE)

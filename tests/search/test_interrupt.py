@@ -182,3 +182,19 @@ def test_sigint_before_the_first_trial_leaves_nothing(where, ray_session, tmp_pa
     assert capsys.readouterr().err.strip().splitlines()[-1] == NOTHING_SAVED
     assert not (tmp_path / "early").exists()
     assert signal.getsignal(signal.SIGINT) is previous
+
+
+def test_sigint_after_the_last_trial_ended_still_exits_130(ray_session, tmp_path, monkeypatch, capsys):
+    """Tune's handler stays in place while Tune saves its state and ends the callbacks, after its loop: a SIGINT
+    there set Tune's stop flag too late, fit returned as if nothing happened, and the command exited 0."""
+    import search.progress
+    import search.run as cli
+
+    monkeypatch.setattr(cli, "prepare_inputs", lambda settings, args: ({16: tiny_dataset()}, {}, 16))
+    monkeypatch.setattr(search.progress.LiveProgress, "on_experiment_end", lambda self, trials, **info: _sigint_to_self())
+    assert cli.main(["--space", "smoke", "--storage-path", str(tmp_path), "--name", "late", "--max-epochs", "1"]) == 130
+    experiment = tmp_path / "late"
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"python -m search.run: interrupted with 0 of 4 trials unfinished; the experiment is saved "
+                           f"in {str(experiment)!r}; continue it with: "), last
+    assert not (experiment / "trials.csv").exists() and not (experiment / "best.json").exists()
