@@ -5,15 +5,24 @@ experiment state, stops the trials and *returns*, as if the search had
 finished, and logs its own ``Tuner.restore(...)`` hint. Here a fit whose saved
 state has unfinished trials is an interruption (:class:`SearchInterrupted`),
 and the hint printed is this command line with ``--resume``.
+
+Outside Tune's handler, the command's own (:func:`catch_sigint`) counts every
+SIGINT before it raises ``KeyboardInterrupt``: one that some code catches
+still stops the run at the next :func:`raise_if_interrupted`. While Ray
+starts (:func:`hold_sigint`), a first SIGINT waits for the end of
+``ray.init``: raised inside it, ``KeyboardInterrupt`` left a half-built Ray
+core worker in the process, which then died of SIGSEGV at exit.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +31,65 @@ from typing import Any
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process that SIGINT ended
 # Flags whose value is a path: the resume command gives them absolute, so it works from any folder.
 PATH_FLAGS = frozenset({"data", "weights_dir", "storage_path"})
+HOLD_NOTE = b"python -m search.run: stopping once Ray has started (Ctrl-C again to stop at once)\n"
+
+
+class _Sigints:
+    """What :func:`catch_sigint`'s handler saw: SIGINTs received, and whether a first one is held."""
+
+    count = 0
+    holding = False
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    _Sigints.count += 1
+    if _Sigints.holding and _Sigints.count == 1:
+        try:  # not print(): the main thread may be inside a write to sys.stderr
+            os.write(2, HOLD_NOTE)
+        except OSError:
+            pass
+        return
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def catch_sigint() -> Iterator[None]:
+    """The command's SIGINT handler for a whole run: it counts each SIGINT, then raises ``KeyboardInterrupt``.
+
+    Tune's handler replaces it inside ``Tuner.fit()`` and puts it back after a
+    first SIGINT. Only the main thread can set handlers; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, _on_sigint)
+    _Sigints.count, _Sigints.holding = 0, False
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
+        _Sigints.count, _Sigints.holding = 0, False
+
+
+def raise_if_interrupted() -> None:
+    """``KeyboardInterrupt`` if :func:`catch_sigint`'s handler saw a SIGINT, even one whose exception was caught."""
+    if _Sigints.count:
+        raise KeyboardInterrupt
+
+
+@contextmanager
+def hold_sigint() -> Iterator[None]:
+    """Under :func:`catch_sigint`: a first SIGINT in the block raises ``KeyboardInterrupt`` at its end, a second at once."""
+    raise_if_interrupted()
+    if signal.getsignal(signal.SIGINT) is not _on_sigint:
+        yield
+        return
+    _Sigints.holding = True
+    try:
+        yield
+    finally:
+        _Sigints.holding = False
+    raise_if_interrupted()
 
 
 class SearchInterrupted(Exception):
@@ -41,28 +109,72 @@ def unfinished_trials(folder: Path, *, expected: int) -> int:
     creates trials lazily (``--max-concurrent-trials``) may have created
     fewer than ``expected``.
     """
-    from ray import tune
-
-    trials = tune.ExperimentAnalysis(str(folder)).trials
+    trials = _saved_trials(folder)
     finished = sum(trial.status in ("TERMINATED", "ERROR") for trial in trials)
     return max(expected, len(trials)) - finished
 
 
+def saved_trial_count(folder: Path) -> int:
+    """Trials in the experiment state Tune saved in ``folder``; 0 if it saved none.
+
+    Tune writes ``tuner.pkl`` when the Tuner is built, and a state without
+    trials when a SIGINT stops it before the first: neither holds anything to
+    resume (``--resume`` would log Tune's failure to restore and start afresh).
+    """
+    if not folder.is_dir():
+        return 0
+    try:
+        return len(_saved_trials(folder))
+    except ValueError:  # no experiment_state-*.json
+        return 0
+
+
+def _saved_trials(folder: Path) -> list:
+    from ray import tune
+
+    # Tune warns for each trial that has no result yet (one stopped in its first epoch): not news after a Ctrl-C.
+    analysis_log = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    level = analysis_log.level
+    analysis_log.setLevel(logging.ERROR)
+    try:
+        return tune.ExperimentAnalysis(str(folder)).trials
+    finally:
+        analysis_log.setLevel(level)
+
+
+class TuneStop:
+    """Whether Tune's handler received a stop signal during ``fit()``; set when :func:`tune_sigint` ends."""
+
+    received = False
+
+
 @contextmanager
-def tune_sigint() -> Iterator[None]:
+def tune_sigint() -> Iterator[TuneStop]:
     """Run ``Tuner.fit()`` under Tune's SIGINT handler, then put back the one in place before.
 
     Tune leaves its handler installed when no SIGINT came; a Ctrl-C while the
     results are written would then be swallowed. Its restore hint (for the
     Python API, not this command line) is dropped from its log.
+
+    Tune installs one handler on SIGINT and SIGUSR1, and on a signal puts back
+    the SIGINT handler it replaced: after ``fit()``, a SIGINT handler other than
+    the one left on SIGUSR1 means that Tune received a stop signal, even one
+    that came after its last trial ended, which ``fit()`` does not report.
     """
     handler = signal.getsignal(signal.SIGINT)
+    usr1 = getattr(signal, "SIGUSR1", None)
+    usr1_handler = signal.getsignal(usr1) if usr1 is not None else None
+    stop = TuneStop()
     hint = _DropRestoreHint()
     logging.getLogger("ray.tune.tune").addFilter(hint)
     try:
-        yield
+        yield stop
     finally:
         logging.getLogger("ray.tune.tune").removeFilter(hint)
+        tune_handler = signal.getsignal(usr1) if usr1 is not None else usr1_handler
+        # Not in this process (a Ray client's fit runs on the cluster), or not on SIGINT (Tune's switch).
+        tune_on_sigint = tune_handler is not usr1_handler and os.environ.get("TUNE_DISABLE_SIGINT_HANDLER", "0") == "0"
+        stop.received = tune_on_sigint and signal.getsignal(signal.SIGINT) is not tune_handler
         if handler is not None:
             signal.signal(signal.SIGINT, handler)
 

@@ -24,7 +24,17 @@ from urllib.parse import unquote, urlparse
 from search.connect import check_address, init_ray
 from search.data_record import DATA_FILE, check_same_data, data_record, image_sizes, load_experiment_data
 from search.files import read_json
-from search.interrupt import EXIT_INTERRUPTED, SearchInterrupted, resume_command, tune_sigint, unfinished_trials
+from search.interrupt import (
+    EXIT_INTERRUPTED,
+    SearchInterrupted,
+    catch_sigint,
+    hold_sigint,
+    raise_if_interrupted,
+    resume_command,
+    saved_trial_count,
+    tune_sigint,
+    unfinished_trials,
+)
 from search.preflight import (
     check_local_resources,
     cluster_shortfall,
@@ -341,7 +351,8 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
     # at ASHA's first rung still do so every few seconds, and Tune would warn each time.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if not ray.is_initialized():
-        init_ray(address, verbose=settings.verbose)
+        with hold_sigint():  # a Ctrl-C while Ray starts takes effect once it has started
+            init_ray(address, verbose=settings.verbose)
         _check_started_ray_fits(settings, address)
     inputs = {"datasets": datasets, "imagenet_states": imagenet_states, "source_image_size": source_image_size}
     folder = settings.storage_path / settings.name
@@ -359,11 +370,15 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
             varied_keys=[k for k, v in settings.space.dimensions.items() if len(v) > 1],
             max_epochs=settings.max_epochs, mode=settings.mode, interval_s=progress_interval_s)]
         tuner = build_tuner(settings, **inputs, callbacks=progress)
-    with tune_sigint():
+    raise_if_interrupted()  # a Ctrl-C whose KeyboardInterrupt some code caught: not into Tune with it
+    with tune_sigint() as tune_stop:
         results = tuner.fit()
+    raise_if_interrupted()  # one that reached our handler inside fit (before Tune's, or a second one) and was caught
     expected = trial_count(settings)
     unfinished = unfinished_trials(folder, expected=expected)
-    if unfinished:  # Tune caught a SIGINT, saved the experiment and stopped the trials
+    # Tune caught a SIGINT, saved the experiment and stopped the trials; or it caught one after the last trial
+    # ended (writing its state, calling the callbacks' on_experiment_end), and returned as if nothing happened.
+    if unfinished or tune_stop.received:
         raise SearchInterrupted(unfinished, max(expected, len(results)))
     frame = trials_frame(results, max_epochs=settings.max_epochs)
     write_csv_atomically(frame, folder / TRIALS_FILE)
@@ -406,6 +421,11 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    with catch_sigint():
+        return _main(parser, args)
+
+
+def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     settings = None
     try:
         settings = settings_from_args(args)
@@ -427,6 +447,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run(settings, datasets=datasets, imagenet_states=states, source_image_size=source_size,
             data_options=data_options(args, settings.space), address=args.address, resume=args.resume,
             retry_errored=args.retry_errored, progress_interval_s=args.progress_interval)
+        raise_if_interrupted()  # whatever caught the KeyboardInterrupt, a Ctrl-C never ends in status 0
     except InputError as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2
@@ -457,12 +478,13 @@ def _interrupted(parser: argparse.ArgumentParser, args: argparse.Namespace, sett
     from ray import tune
 
     folder = settings.storage_path / settings.name if settings is not None else None
-    if folder is not None and tune.Tuner.can_restore(folder):
+    # A new experiment is resumable once Tune has saved a trial; a resumed one was resumable before this run.
+    if folder is not None and (tune.Tuner.can_restore(folder) if args.resume else saved_trial_count(folder) > 0):
         command = resume_command(parser, args, name=settings.name, storage_path=settings.storage_path)
         counts = f" with {err.unfinished} of {err.total} trials unfinished" if isinstance(err, SearchInterrupted) else ""
         return f"interrupted{counts}; the experiment is saved in {str(folder)!r}; continue it with: {command}"
     if folder is not None and not args.resume and folder.exists():
-        # Only this run wrote there (a new experiment needs an empty folder), and Tune saved nothing:
+        # Only this run wrote there (a new experiment needs an empty folder), and Tune saved no trial:
         # without the folder the same command starts afresh, where --resume would be refused.
         shutil.rmtree(folder, ignore_errors=True)
     return "interrupted before any trial started; nothing was saved"

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from search.interrupt import resume_command
 from search.run import build_parser
@@ -81,6 +82,25 @@ def test_resume_command_repeats_the_flags_with_absolute_paths(tmp_path, monkeypa
         "--scheduler", "asha", "--storage-path", str(tmp_path / "results"), "--name", "exp", "--resume", "--yes"]
 
 
+NOTHING_SAVED = "python -m search.run: interrupted before any trial started; nothing was saved"
+# Sends SIGINT to the command itself from inside ray.init, while Ray builds the driver's core worker
+# (CoreWorker.__cinit__ starts Python's GC thread): a KeyboardInterrupt raised there used to leave a
+# half-built core worker, and the process died of SIGSEGV at exit after printing the right line.
+SIGINT_INSIDE_RAY_INIT = """
+import os, signal, sys
+from ray._private import gc_collect_manager
+start = gc_collect_manager.PythonGCThread.__init__
+def sigint_then_start(self, *args, **kwargs):
+    gc_collect_manager.PythonGCThread.__init__ = start
+    print("test: SIGINT inside ray.init", file=sys.stderr, flush=True)
+    os.kill(os.getpid(), signal.SIGINT)
+    start(self, *args, **kwargs)
+gc_collect_manager.PythonGCThread.__init__ = sigint_then_start
+from search.run import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def test_sigint_while_starting_says_nothing_was_saved(tmp_path):
     """Regression: a Ctrl-C at start-up advised --resume, which then found nothing to resume."""
     driver = subprocess.Popen(COMMAND + ["--storage-path", str(tmp_path), "--name", "early"], stdout=subprocess.PIPE,
@@ -90,8 +110,20 @@ def test_sigint_while_starting_says_nothing_was_saved(tmp_path):
     driver.send_signal(signal.SIGINT)
     _, stderr = driver.communicate(timeout=60)
     assert driver.returncode == 130, stderr[-3000:]
-    assert stderr.strip().splitlines()[-1] == "python -m search.run: interrupted before any trial started; nothing was saved"
+    assert stderr.strip().splitlines()[-1] == NOTHING_SAVED
     assert "resume" not in stderr and not (tmp_path / "early").exists()
+
+
+def test_sigint_inside_ray_init_waits_for_ray_and_exits_130(tmp_path):
+    """Regression: a SIGINT while ray.init built the core worker ended in SIGSEGV (status -11) at exit."""
+    command = [sys.executable, "-c", SIGINT_INSIDE_RAY_INIT, *COMMAND[3:], "--storage-path", str(tmp_path),
+               "--name", "early"]
+    driver = subprocess.run(command, check=False, capture_output=True, text=True, timeout=120)
+    assert "test: SIGINT inside ray.init" in driver.stderr, driver.stderr[-3000:]  # the hook still fires in this Ray
+    assert driver.returncode == 130, driver.stderr[-3000:]
+    lines = driver.stderr.strip().splitlines()
+    assert "python -m search.run: stopping once Ray has started (Ctrl-C again to stop at once)" in lines
+    assert lines[-1] == NOTHING_SAVED and not (tmp_path / "early").exists()
 
 
 def test_sigint_after_search_json_before_tune_saved_anything_leaves_no_folder(ray_session, tmp_path, monkeypatch,
@@ -107,5 +139,62 @@ def test_sigint_after_search_json_before_tune_saved_anything_leaves_no_folder(ra
     monkeypatch.setattr(cli, "prepare_inputs", lambda settings, args: ({16: tiny_dataset()}, {}, 16))
     monkeypatch.setattr(search.tuner, "build_tuner", interrupted)
     assert cli.main(["--space", "smoke", "--storage-path", str(tmp_path), "--name", "early"]) == 130
-    assert capsys.readouterr().err == "python -m search.run: interrupted before any trial started; nothing was saved\n"
+    assert capsys.readouterr().err == NOTHING_SAVED + "\n"
     assert not (tmp_path / "early").exists()
+
+
+def _sigint_to_self() -> None:
+    os.kill(os.getpid(), signal.SIGINT)  # handled before os.kill returns to Python code
+
+
+def _sigint_caught_by_a_library() -> None:
+    """A KeyboardInterrupt that some code catches and drops: it used to be lost, and the search ran to exit 0."""
+    try:
+        _sigint_to_self()
+        time.sleep(5)
+    except KeyboardInterrupt:
+        pass
+
+
+@pytest.mark.parametrize("where", ["tuner built", "caught by a library", "tune's handler installed"])
+def test_sigint_before_the_first_trial_leaves_nothing(where, ray_session, tmp_path, monkeypatch, capsys):
+    """A real SIGINT (in this process, under the command's handler) where Tune has written files but no trial.
+
+    tuner built: tuner.pkl written, Tune's handler not yet installed; Tune's handler installed: its
+    state saved with no trial. Both used to print the --resume line and keep the folder.
+    """
+    import ray.tune.tune
+
+    import search.run as cli
+    import search.tuner
+
+    monkeypatch.setattr(cli, "prepare_inputs", lambda settings, args: ({16: tiny_dataset()}, {}, 16))
+    if where == "tune's handler installed":
+        setup = ray.tune.tune._setup_signal_catching
+        monkeypatch.setattr(ray.tune.tune, "_setup_signal_catching", lambda: (setup(), _sigint_to_self())[0])
+    else:
+        build = search.tuner.build_tuner
+        then = _sigint_to_self if where == "tuner built" else _sigint_caught_by_a_library
+        monkeypatch.setattr(search.tuner, "build_tuner", lambda *a, **k: (build(*a, **k), then())[0])
+    previous = signal.getsignal(signal.SIGINT)
+    assert cli.main(["--space", "smoke", "--storage-path", str(tmp_path), "--name", "early", "--max-epochs", "1",
+                     "--max-concurrent-trials", "1"]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == NOTHING_SAVED
+    assert not (tmp_path / "early").exists()
+    assert signal.getsignal(signal.SIGINT) is previous
+
+
+def test_sigint_after_the_last_trial_ended_still_exits_130(ray_session, tmp_path, monkeypatch, capsys):
+    """Tune's handler stays in place while Tune saves its state and ends the callbacks, after its loop: a SIGINT
+    there set Tune's stop flag too late, fit returned as if nothing happened, and the command exited 0."""
+    import search.progress
+    import search.run as cli
+
+    monkeypatch.setattr(cli, "prepare_inputs", lambda settings, args: ({16: tiny_dataset()}, {}, 16))
+    monkeypatch.setattr(search.progress.LiveProgress, "on_experiment_end", lambda self, trials, **info: _sigint_to_self())
+    assert cli.main(["--space", "smoke", "--storage-path", str(tmp_path), "--name", "late", "--max-epochs", "1"]) == 130
+    experiment = tmp_path / "late"
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"python -m search.run: interrupted with 0 of 4 trials unfinished; the experiment is saved "
+                           f"in {str(experiment)!r}; continue it with: "), last
+    assert not (experiment / "trials.csv").exists() and not (experiment / "best.json").exists()
