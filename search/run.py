@@ -328,11 +328,6 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
     )
     from search.tuner import build_tuner, restore_tuner
 
-    # Keeping one checkpoint per trial makes Tune snapshot the experiment state at
-    # every checkpoint, so that a resumed run never points at a deleted one. Trials
-    # checkpoint only where needed (trainables.CheckpointPolicy), but short trials
-    # at ASHA's first rung still do so every few seconds, and Tune would warn each time.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if not ray.is_initialized():
         init_ray(address, verbose=settings.verbose)
         _check_started_ray_fits(settings, address)

@@ -82,6 +82,10 @@ class SearchSettings:
 def asha(settings: SearchSettings) -> TrialScheduler:
     """ASHA over epochs (``training_iteration``), with Tune's defaults: first rung after 1 epoch, keep the best quarter.
 
+    train_fn reports ``training_iteration`` as the epoch, so it stays the epoch
+    when a restored trial continues from a checkpoint Tune had not recorded
+    (Tune's own count would lag there), and the rungs stay where
+    ``trainables.asha_rungs`` and the trials' checkpoints put them.
     ``max_t`` is the epoch budget. Rungs come at ``grace_period *
     reduction_factor**k`` epochs (1, 4, 16 by default). On the quick space
     (benchmarks/search_efficiency.py) these settings spent 72 epochs where grid
@@ -218,10 +222,13 @@ def build_tuner(settings: SearchSettings, *, datasets: dict[int, Dataset], image
     run_config = tune.RunConfig(
         name=settings.name,
         storage_path=str(settings.storage_path),
-        # Only the latest checkpoint is needed: it holds the kept weights as well. Each
-        # checkpoint then forces a snapshot of the experiment, which is why trials
-        # write one only where needed (trainables.CheckpointPolicy).
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        # Only a trial's latest checkpoint is needed (it holds the kept weights as well), but
+        # with num_to_keep Tune snapshots the whole experiment whenever a trial has written
+        # that many since the last snapshot: per trial, a cost that grows with the number of
+        # trials (docs/benchmarks.md, issue 9). So Tune keeps them all, WeightRetention deletes
+        # the superseded ones, and a trial restored after a crash continues from its newest
+        # complete folder, whatever the last snapshot names (trainables.train_fn).
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
         failure_config=tune.FailureConfig(max_failures=settings.max_failures),
         # Finished trials keep no resume state, and only the weights the analysis can need.
         callbacks=[*logger_callbacks(settings), WeightRetention(mode=settings.mode, keep_best=settings.keep_weights),
