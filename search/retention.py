@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
+import pyarrow.fs
 from ray import tune
 from ray.tune.experiment import Trial
 
@@ -109,3 +110,31 @@ def _end(last: tune.Checkpoint) -> None:
         if other != path:
             delete_folder(last.filesystem, other)
     delete_checkpoint_file(last, RESUME_FILE)
+
+
+def recreate_named_folders(experiment_path: str) -> int:
+    """Empty folders where an interrupted experiment's snapshot names a checkpoint the search has deleted since.
+
+    The search deletes a superseded checkpoint at once; Tune snapshots the
+    experiment only every so often, and refuses to restore a trial whose
+    named folder is gone ("Could not recover from checkpoint as it does not
+    exist on storage anymore"). With an empty folder there it goes ahead;
+    the trial then continues from its newest complete folder
+    (trainables.train_fn), and the empty one is deleted with the rest.
+    Returns how many folders were made; call it before ``Tuner.restore``.
+    """
+    from ray import tune
+
+    try:
+        trials = tune.ExperimentAnalysis(experiment_path).trials
+    except (ValueError, FileNotFoundError):  # no snapshot yet: Tuner.restore says so itself
+        return 0
+    made = 0
+    for trial in trials:
+        checkpoint = trial.checkpoint
+        if checkpoint is None or trial.status == Trial.TERMINATED:  # a finished trial is not restored
+            continue
+        if checkpoint.filesystem.get_file_info(checkpoint.path).type == pyarrow.fs.FileType.NotFound:
+            checkpoint.filesystem.create_dir(checkpoint.path)
+            made += 1
+    return made

@@ -15,7 +15,7 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCall
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from search.resources import trial_resources
-from search.retention import WeightRetention
+from search.retention import WeightRetention, recreate_named_folders
 from search.spaces import Space
 from trainables import CheckpointPolicy, Dataset, asha_rungs, train_fn
 
@@ -187,6 +187,7 @@ def restore_tuner(settings: SearchSettings, *, retry_errored: bool, **inputs: An
     """The interrupted experiment of ``settings``: finished trials kept, unfinished ones from their checkpoints."""
     _no_automatic_loggers()  # the restored RunConfig carries the loggers it was started with
     quiet_tune_output(settings)
+    recreate_named_folders(str(settings.storage_path / settings.name))
     return tune.Tuner.restore(
         str(settings.storage_path / settings.name),
         trainable=make_trainable(settings, **inputs),

@@ -403,11 +403,13 @@ def _restore(storage: Any, *, recorded: Any) -> RestorePoint | None:
     system, the number of its next checkpoint folder) and ``recorded`` the
     checkpoint Tune names for the trial. Tune snapshots the experiment every
     so often, so after a crash it may name an older checkpoint than the
-    trial's newest, one the search has deleted since, or none; a folder may
-    also have been cut short by the crash. The newest complete folder wins;
-    every other folder is deleted. When Tune did not name it, its result is
-    reported again with a copy of it, so that Tune records where the trial
-    stands (and, for a trial that had ended, its final result).
+    trial's newest, one the search has deleted since (recreated empty by
+    search.retention.recreate_named_folders, as Tune insists on it), or none;
+    a folder may also have been cut short by the crash. The newest complete
+    folder wins; the others go, but for the one Tune names. When Tune did not
+    name it, its result is reported again with a copy of it, so that Tune
+    records where the trial stands (and, for a trial that had ended, its final
+    result), and it goes too.
     """
     from ray import tune
 
@@ -419,10 +421,14 @@ def _restore(storage: Any, *, recorded: Any) -> RestorePoint | None:
     # written over. Number on after the newest there is.
     storage.current_checkpoint_index = max(storage.current_checkpoint_index, folders[0][0])
     point = next(restore_points(fs, trial_path), None)
+    named = recorded.path.rstrip("/") if recorded is not None else None
     for _, path in folders:
-        if point is None or path != point.path:
-            delete_folder(fs, path)  # superseded, or cut short by the crash
-    if point is None or (recorded is not None and recorded.path.rstrip("/") == point.path):
+        # Superseded, or cut short by the crash. The folder Tune names stays until Tune names
+        # another (search.retention deletes it then): should this worker die first, Tune's
+        # retry restores from it and fails if it is gone.
+        if path != named and (point is None or path != point.path):
+            delete_folder(fs, path)
+    if point is None or point.path == named:
         return point
     with tune.Checkpoint(point.path, filesystem=fs).as_directory() as folder:
         tune.report(point.result, checkpoint=tune.Checkpoint.from_directory(folder))

@@ -68,6 +68,9 @@ def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path):
         assert epochs == list(range(1, len(epochs) + 1)), f"{name} restarted instead of continuing: {epochs}"
     trials = pd.read_csv(experiment / "trials.csv")
     assert len(trials) == 4 and trials["trial_id"].is_unique and (trials["error"].fillna("") == "").all()
+    # Each trial's row is its final result, also for a trial that ended after Tune's last snapshot.
+    final = {rows[-1]["trial_id"]: (rows[-1]["epoch"], rows[-1]["objective"]) for rows in latest.values()}
+    assert {t: (e, o) for t, e, o in zip(trials["trial_id"], trials["epochs"], trials["objective"])} == final
 
 
 def test_resume_refuses_another_space(tmp_path):
@@ -90,8 +93,10 @@ def test_killed_worker_is_retried_from_its_last_checkpoint(tmp_path):
     command = [sys.executable, "-m", "search.run", "--space", str(space), "--name", "fault", "--image-size", "16",
                "--max-concurrent-trials", "1", "--max-failures", "2", "--checkpoint-period", "0",
                "--storage-path", str(tmp_path)]
+    # result.json reaches the storage path with each snapshot of the experiment (every 10 s or
+    # more); this test watches it for the third epoch, so snapshots come at every step.
     driver = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              text=True)
+                              text=True, env={**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "0"})
     experiment, killed = tmp_path / "fault", None
     try:
         deadline = time.time() + 180

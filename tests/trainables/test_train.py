@@ -193,7 +193,8 @@ def test_a_restored_trial_continues_from_its_newest_complete_folder_not_from_the
     trial = tmp_path / "trial"
     _checkpoint_folders(trial, straight[:3])  # epochs 1-3 checkpointed before the crash
     recorded = tune.Checkpoint.from_directory(str(trial / "checkpoint_000000"))  # the last snapshot's
-    shutil.rmtree(trial / "checkpoint_000000")  # superseded, so deleted by the search
+    shutil.rmtree(trial / "checkpoint_000000")  # superseded, so deleted by the search,
+    (trial / "checkpoint_000000").mkdir()  # and recreated empty for Tune to restore (recreate_named_folders)
     (trial / "checkpoint_000002" / RESUME_FILE).write_bytes(b"cut short")  # the crash came mid-copy
     fake = _FakeTune(trial, index=0, recorded=recorded)
     fake.install(monkeypatch)
@@ -203,7 +204,9 @@ def test_a_restored_trial_continues_from_its_newest_complete_folder_not_from_the
     assert [(m["epoch"], m["training_iteration"], name) for m, name in fake.reports] == [
         (2, 2, "checkpoint_000003"), (3, 3, "checkpoint_000004"), (4, 4, "checkpoint_000005")]
     _same([m["val_loss"] for m, _ in fake.reports], [m["val_loss"] for m, _ in straight[1:]])
-    assert sorted(p.name for p in trial.iterdir()) == ["checkpoint_000003", "checkpoint_000004", "checkpoint_000005"]
+    # The named folder stays for the search to delete once Tune names another; the others are gone.
+    assert sorted(p.name for p in trial.iterdir()) == [
+        "checkpoint_000000", "checkpoint_000003", "checkpoint_000004", "checkpoint_000005"]
 
 
 def test_a_restored_trial_that_had_ended_reports_its_final_result_once_unless_tune_had_it(tmp_path, monkeypatch):
@@ -217,7 +220,7 @@ def test_a_restored_trial_that_had_ended_reports_its_final_result_once_unless_tu
     train_fn(RESTORED, datasets={16: tiny_dataset()}, checkpoints=EVERY_EPOCH)
     assert [(m["epoch"], m["objective"], name) for m, name in fake.reports] == [
         (4, straight[-1][0]["objective"], "checkpoint_000004")]
-    assert [p.name for p in trial.iterdir()] == ["checkpoint_000004"]
+    assert sorted(p.name for p in trial.iterdir()) == ["checkpoint_000001", "checkpoint_000004"]
     # Tune's snapshot named the last checkpoint: it has the final result too, nothing is reported.
     fake = _FakeTune(trial, index=4, recorded=tune.Checkpoint.from_directory(str(trial / "checkpoint_000004")))
     fake.install(monkeypatch)
