@@ -27,7 +27,7 @@ from trainables.checkpoints import (
     RestorePoint,
     checkpoint_folders,
     delete_folder,
-    restore_points,
+    restore_point,
     save_checkpoint,
 )
 from trainables.config import TrialConfig
@@ -420,7 +420,7 @@ def _restore(storage: Any, *, recorded: Any) -> RestorePoint | None:
     # Tune numbers a trial's next folder after the last one it recorded; newer ones on disk would be
     # written over. Number on after the newest there is.
     storage.current_checkpoint_index = max(storage.current_checkpoint_index, folders[0][0])
-    point = next(restore_points(fs, trial_path), None)
+    point = restore_point(fs, trial_path)
     named = recorded.path.rstrip("/") if recorded is not None else None
     for _, path in folders:
         # Superseded, or cut short by the crash. The folder Tune names stays until Tune names
