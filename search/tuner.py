@@ -146,6 +146,21 @@ def make_trainable(settings: SearchSettings, *, datasets: dict[int, Dataset], im
         source_image_size=source_image_size))
 
 
+class ForgetFinishedWindows(Callback):
+    """Frees the last values Tune keeps of each metric of a finished trial, to average them with its next result.
+
+    For every numeric metric of every trial (some 60 here), Tune keeps the
+    last 5 and last 10 values (``Trial.metric_n_steps``), to update the
+    trial's ``last-5-avg`` and ``last-10-avg`` when the next result comes. A
+    finished trial gets none, and its averages (``Trial.metric_analysis``,
+    which ``ResultGrid.get_best_result`` reads) stay; only the windows go.
+    They were most of the driver's memory per trial (docs/benchmarks.md).
+    """
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        trial.run_metadata.metric_n_steps = {}  # also what snapshots save of it from now on
+
+
 def logger_callbacks(settings: SearchSettings) -> list[Callback]:
     """Tune's CSV and JSON loggers, which ``analysis`` reads; its TensorBoard logger only with ``settings.tensorboard``.
 
@@ -244,7 +259,7 @@ def build_tuner(settings: SearchSettings, *, datasets: dict[int, Dataset], image
         failure_config=tune.FailureConfig(max_failures=settings.max_failures),
         # Finished trials keep no resume state, and only the weights the analysis can need.
         callbacks=[*logger_callbacks(settings), WeightRetention(mode=settings.mode, keep_best=settings.keep_weights),
-                   *callbacks],
+                   ForgetFinishedWindows(), *callbacks],
         # 0: no status table per update and no block per started trial (30,837 lines in
         # five minutes of the full grid on a GPU); search.progress prints a line instead.
         verbose=1 if settings.verbose else 0,

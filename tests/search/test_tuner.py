@@ -64,3 +64,16 @@ def test_superseded_checkpoints_are_deleted_while_trials_run(ray_session, tmp_pa
     assert [p.name for p in Path(result.path).glob("checkpoint_*")] == [Path(result.checkpoint.path).name]
     assert sorted(p.name for p in Path(result.checkpoint.path).iterdir()) == [ENDED_FILE, KEPT_FILE, MANIFEST_FILE]
     assert result.metrics["epoch"] == result.metrics["training_iteration"] == 4
+
+
+def test_finished_trials_keep_their_averages_but_not_the_windows_behind_them(ray_session, tmp_path):
+    """ForgetFinishedWindows: driver memory per finished trial, without losing what get_best_result reads."""
+    from ray import tune
+
+    space = Space("windows", {"seed": (0, 1)}, max_epochs=2)
+    settings = SearchSettings(space=space, name="windows", storage_path=tmp_path, fixed={"patience": 50})
+    results = build_tuner(settings, datasets={16: tiny_dataset()}, imagenet_states={}, source_image_size=16).fit()
+    best = results.get_best_result(metric="objective", mode="max", scope="last-5-avg")
+    assert best.metrics["objective"] == max(r.metrics["objective"] for r in results)
+    for trial in tune.ExperimentAnalysis(str(tmp_path / "windows")).trials:  # as the last snapshot saved them
+        assert trial.metric_n_steps == {} and trial.metric_analysis["objective"]["last"] == trial.last_result["objective"]
