@@ -8,6 +8,7 @@ bookkeeping; what follows is the ``ResultGrid`` that ``fit`` builds, with a
 data frame per trial), after ``fit``, the peak, and the 1-minute load average.
 
     python benchmarks/driver_memory.py --trials 1440
+    DRIVER_MALLOC_ARENAS=default python benchmarks/driver_memory.py --trials 1440  # glibc's arenas
 """
 
 from __future__ import annotations
@@ -41,11 +42,14 @@ class _AtEnd(Callback):
 def run_once(trials: int) -> dict[str, float]:
     import ray
 
+    from search.connect import limit_malloc_arenas
     from search.progress import LiveProgress
     from search.spaces import Space
     from search.tuner import SearchSettings, build_tuner
     from trial_overhead import tiny_dataset
 
+    if os.environ.get("DRIVER_MALLOC_ARENAS", "2") != "default":  # "default": glibc's own limit, for comparison
+        limit_malloc_arenas()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     marks: dict[str, float] = {}
     samples: list[float] = []

@@ -33,11 +33,13 @@ def run_once(trials: int) -> dict[str, float]:
     """One search of ``trials`` one-epoch trials in this process; driver CPU seconds, peak RSS and wall time."""
     import ray
 
+    from search.connect import limit_malloc_arenas
     from search.progress import LiveProgress
     from search.spaces import Space
     from search.tuner import SearchSettings, build_tuner
     from trial_overhead import tiny_dataset
 
+    limit_malloc_arenas()  # as search.run does before it starts Ray
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     space = Space("driver", {"seed": tuple(range(trials))}, max_epochs=1)
     with tempfile.TemporaryDirectory() as storage:

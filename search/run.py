@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import unquote, urlparse
 
-from search.connect import check_address, init_ray
+from search.connect import check_address, init_ray, limit_malloc_arenas
 from search.data_record import DATA_FILE, check_same_data, data_record, image_sizes, load_experiment_data
 from search.files import read_json
 from search.interrupt import EXIT_INTERRUPTED, SearchInterrupted, resume_command, tune_sigint, unfinished_trials
@@ -329,6 +329,7 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
     from search.tuner import build_tuner, restore_tuner
 
     if not ray.is_initialized():
+        limit_malloc_arenas()  # before Ray's threads start
         init_ray(address, verbose=settings.verbose)
         _check_started_ray_fits(settings, address)
     inputs = {"datasets": datasets, "imagenet_states": imagenet_states, "source_image_size": source_image_size}
