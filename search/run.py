@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import unquote, urlparse
 
-from search.connect import check_address, init_ray
+from search.connect import check_address, init_ray, limit_malloc_arenas
 from search.data_record import DATA_FILE, check_same_data, data_record, image_sizes, load_experiment_data
 from search.files import read_json
 from search.interrupt import (
@@ -345,12 +345,8 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
     )
     from search.tuner import build_tuner, restore_tuner
 
-    # Keeping one checkpoint per trial makes Tune snapshot the experiment state at
-    # every checkpoint, so that a resumed run never points at a deleted one. Trials
-    # checkpoint only where needed (trainables.CheckpointPolicy), but short trials
-    # at ASHA's first rung still do so every few seconds, and Tune would warn each time.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if not ray.is_initialized():
+        limit_malloc_arenas()  # before Ray's threads start
         with hold_sigint():  # a Ctrl-C while Ray starts takes effect once it has started
             init_ray(address, verbose=settings.verbose)
         _check_started_ray_fits(settings, address)

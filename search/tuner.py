@@ -15,7 +15,7 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCall
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from search.resources import trial_resources
-from search.retention import WeightRetention
+from search.retention import WeightRetention, recreate_named_folders
 from search.spaces import Space
 from trainables import CheckpointPolicy, Dataset, asha_rungs, train_fn
 
@@ -82,6 +82,10 @@ class SearchSettings:
 def asha(settings: SearchSettings) -> TrialScheduler:
     """ASHA over epochs (``training_iteration``), with Tune's defaults: first rung after 1 epoch, keep the best quarter.
 
+    train_fn reports ``training_iteration`` as the epoch, so it stays the epoch
+    when a restored trial continues from a checkpoint Tune had not recorded
+    (Tune's own count would lag there), and the rungs stay where
+    ``trainables.asha_rungs`` and the trials' checkpoints put them.
     ``max_t`` is the epoch budget. Rungs come at ``grace_period *
     reduction_factor**k`` epochs (1, 4, 16 by default). On the quick space
     (benchmarks/search_efficiency.py) these settings spent 72 epochs where grid
@@ -142,6 +146,21 @@ def make_trainable(settings: SearchSettings, *, datasets: dict[int, Dataset], im
         source_image_size=source_image_size))
 
 
+class ForgetFinishedWindows(Callback):
+    """Frees the last values Tune keeps of each metric of a finished trial, to average them with its next result.
+
+    For every numeric metric of every trial (some 60 here), Tune keeps the
+    last 5 and last 10 values (``Trial.metric_n_steps``), to update the
+    trial's ``last-5-avg`` and ``last-10-avg`` when the next result comes. A
+    finished trial gets none, and its averages (``Trial.metric_analysis``,
+    which ``ResultGrid.get_best_result`` reads) stay; only the windows go.
+    They were most of the driver's memory per trial (docs/benchmarks.md).
+    """
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        trial.run_metadata.metric_n_steps = {}  # also what snapshots save of it from now on
+
+
 def logger_callbacks(settings: SearchSettings) -> list[Callback]:
     """Tune's CSV and JSON loggers, which ``analysis`` reads; its TensorBoard logger only with ``settings.tensorboard``.
 
@@ -158,6 +177,15 @@ def _no_automatic_loggers() -> None:
     # without it Tune would add the TensorBoard logger back. Every Tuner of this
     # process passes its loggers itself (logger_callbacks), so setting it here is safe.
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+
+
+def _lean_checkpoint_records() -> None:
+    # Tune keeps a record of every checkpoint of a trial (num_to_keep=None), each with the full
+    # result it came with, in the driver's memory and in every snapshot. With this set, Ray keeps
+    # only the score attribute (none here) in the older records; the latest keeps its result.
+    # 1,440 trials of 20 checkpoints: 154 MiB of records, 21 MiB with it (benchmarks/checkpoint_records.py).
+    # Read by Ray (ray.train._internal.checkpoint_manager) at each checkpoint, in this process.
+    os.environ["TUNE_ONLY_STORE_CHECKPOINT_SCORE_ATTRIBUTE"] = "1"
 
 
 def quiet_tune_output(settings: SearchSettings) -> None:
@@ -182,7 +210,9 @@ def quiet_tune_output(settings: SearchSettings) -> None:
 def restore_tuner(settings: SearchSettings, *, retry_errored: bool, **inputs: Any) -> tune.Tuner:
     """The interrupted experiment of ``settings``: finished trials kept, unfinished ones from their checkpoints."""
     _no_automatic_loggers()  # the restored RunConfig carries the loggers it was started with
+    _lean_checkpoint_records()
     quiet_tune_output(settings)
+    recreate_named_folders(str(settings.storage_path / settings.name))
     return tune.Tuner.restore(
         str(settings.storage_path / settings.name),
         trainable=make_trainable(settings, **inputs),
@@ -201,6 +231,7 @@ def build_tuner(settings: SearchSettings, *, datasets: dict[int, Dataset], image
     trainable = make_trainable(settings, datasets=datasets, imagenet_states=imagenet_states,
                                source_image_size=source_image_size)
     searcher = SEARCHERS[settings.search]
+    _lean_checkpoint_records()
     quiet_tune_output(settings)
     tune_config = tune.TuneConfig(
         metric=SEARCH_METRIC,
@@ -218,14 +249,17 @@ def build_tuner(settings: SearchSettings, *, datasets: dict[int, Dataset], image
     run_config = tune.RunConfig(
         name=settings.name,
         storage_path=str(settings.storage_path),
-        # Only the latest checkpoint is needed: it holds the kept weights as well. Each
-        # checkpoint then forces a snapshot of the experiment, which is why trials
-        # write one only where needed (trainables.CheckpointPolicy).
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        # Only a trial's latest checkpoint is needed (it holds the kept weights as well), but
+        # with num_to_keep Tune snapshots the whole experiment whenever a trial has written
+        # that many since the last snapshot: per trial, a cost that grows with the number of
+        # trials (docs/benchmarks.md, issue 9). So Tune keeps them all, WeightRetention deletes
+        # the superseded ones, and a trial restored after a crash continues from its newest
+        # complete folder, whatever the last snapshot names (trainables.train_fn).
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
         failure_config=tune.FailureConfig(max_failures=settings.max_failures),
         # Finished trials keep no resume state, and only the weights the analysis can need.
         callbacks=[*logger_callbacks(settings), WeightRetention(mode=settings.mode, keep_best=settings.keep_weights),
-                   *callbacks],
+                   ForgetFinishedWindows(), *callbacks],
         # 0: no status table per update and no block per started trial (30,837 lines in
         # five minutes of the full grid on a GPU); search.progress prints a line instead.
         verbose=1 if settings.verbose else 0,

@@ -2,15 +2,20 @@
 
 from trainables.augmentation import augment_batch
 from trainables.checkpoints import (
+    ENDED_FILE,
     EVERY_EPOCH,
     KEPT_FILE,
+    MANIFEST_FILE,
     RESUME_FILE,
     CheckpointPolicy,
+    RestorePoint,
     asha_rungs,
     delete_checkpoint_file,
     has_checkpoint_file,
     load_kept,
     load_resume,
+    restore_point,
+    restore_points,
     save_checkpoint,
 )
 from trainables.config import DEFAULTS, TrialConfig
@@ -55,8 +60,9 @@ from trainables.train import (
 )
 
 __all__ = [
-    "DEFAULTS", "DIGITS_IMAGE_SIZE", "EVAL_BATCH_SIZE", "EVERY_EPOCH", "KEPT_FILE", "LR_SCHEDULES", "METRIC_MODES", "OPTIMIZERS",
-    "PNEUMONIA", "RESUME_FILE", "TIE_BREAKERS", "asha_rungs", "augment_batch", "average_scores", "BatchLoader",
+    "DEFAULTS", "DIGITS_IMAGE_SIZE", "ENDED_FILE", "EVAL_BATCH_SIZE", "EVERY_EPOCH", "KEPT_FILE", "LR_SCHEDULES",
+    "MANIFEST_FILE", "METRIC_MODES", "OPTIMIZERS", "PNEUMONIA", "RestorePoint", "restore_point", "restore_points",
+    "RESUME_FILE", "TIE_BREAKERS", "asha_rungs", "augment_batch", "average_scores", "BatchLoader",
     "check_input_size", "CheckpointPolicy", "classification_metrics", "create_model", "create_strategy", "data_device",
     "delete_checkpoint_file", "Dataset", "EarlyStopping", "FoldRun", "get_spec", "GpuMemory", "GpuMemoryError",
     "GpuRecipe", "guarded_objective", "has_checkpoint_file", "image_size_for", "ImbalanceSetup", "InputError",

@@ -1,6 +1,7 @@
-"""A trial's checkpoint: what it holds, where it is written, and when a trial writes one.
+"""A trial's checkpoint: what it holds, where it is written, when a trial writes one, which one it resumes from.
 
-A checkpoint folder holds up to two files, because they live for different times:
+A checkpoint folder (``checkpoint_000012`` in the trial's folder; Tune names
+it) holds up to four files, because they live for different times:
 
 - ``kept.pt``, the trial's deliverable: its kept (lowest validation loss)
   weights, config, kept metrics and the data shape they take. It outlives
@@ -10,6 +11,26 @@ A checkpoint folder holds up to two files, because they live for different times
   random generators (CPU and CUDA), early-stopping counters.
   It exists only while a trial can still continue: a trial's last checkpoint
   has none, and the search deletes it when a scheduler stops the trial.
+- ``manifest.json``, a few hundred bytes: the metrics reported with the
+  checkpoint and the size of each file above. A folder whose files do not
+  match it was being copied when the search died.
+- ``ended``, empty: written by the search into a trial's last checkpoint when
+  the trial ends, before it deletes anything there. The trial is not to train
+  again; files missing from the manifest were deleted on purpose.
+
+Lifecycle. Tune copies each reported checkpoint into a new folder and keeps
+them all (``CheckpointConfig(num_to_keep=None)``: with a limit, Tune would
+snapshot the whole experiment at every checkpoint). The search deletes a
+trial's previous folder as soon as Tune has the next one, and the resume
+state when the trial ends (``search.retention``), so a trial has one folder,
+two while the next is being copied.
+
+Restoring. Tune snapshots the experiment periodically, so after a crash it
+may name a checkpoint the search has deleted since (superseded by one it had
+not recorded yet), or none. A trial therefore resumes from the newest
+complete folder among its ``checkpoint_*`` folders (:func:`restore_point`),
+whatever Tune names; ``trainables.train.train_fn`` reports it again when Tune
+did not name it, so that Tune records it.
 
 The resume state of a ResNet50 (weights and two Adam moments) is about 270 MiB;
 its deliverable 90 MiB (benchmarks/disk_usage.py).
@@ -17,7 +38,10 @@ its deliverable 90 MiB (benchmarks/disk_usage.py).
 
 from __future__ import annotations
 
+import json
 import math
+import pickle
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,18 +54,24 @@ if TYPE_CHECKING:  # Ray's Checkpoint: a folder on any storage Ray writes to
 
 KEPT_FILE = "kept.pt"
 RESUME_FILE = "resume.pt"
+MANIFEST_FILE = "manifest.json"
+ENDED_FILE = "ended"
+FOLDER_PREFIX = "checkpoint_"  # Tune's name for a trial's checkpoint folders: checkpoint_000012
 
 
 @dataclass(frozen=True)
 class CheckpointPolicy:
     """When a trial hands Ray Tune a checkpoint.
 
-    When Tune keeps one checkpoint per trial, every checkpoint forces a
-    snapshot of the whole experiment's state, whose cost grows with the number
-    of trials. Measured here: 400 no-op trials of 5 reports took 370 s with a
-    checkpoint per report, 35 s when no snapshot was forced; 200 trials of our
-    trainable ran 1.9x faster with this policy (benchmarks/checkpoint_overhead.py).
-    So a trial writes a checkpoint only where it is needed:
+    A checkpoint costs the trial a write of up to 360 MiB (a ResNet50's resume
+    state and deliverable) and the driver some bookkeeping. It once cost far
+    more: while Tune kept one checkpoint per trial (``num_to_keep=1``), every
+    checkpoint forced a snapshot of the whole experiment, whose cost grows
+    with the number of trials (400 no-op trials of 5 reports: 370 s with a
+    checkpoint per report, 35 s without; benchmarks/checkpoint_overhead.py).
+    Tune now keeps them all and the search deletes superseded ones
+    (``search.retention``), so nothing is forced; still, a trial writes a
+    checkpoint only where it is needed:
 
     - after its last epoch (early stop or ``max_epochs``): the kept weights the
       analysis reloads;
@@ -68,13 +98,27 @@ def asha_rungs(grace_period: int, reduction_factor: float, max_t: int) -> frozen
     return frozenset(math.ceil(grace_period * reduction_factor**k) for k in range(count))
 
 
-def save_checkpoint(folder: str | Path, *, kept: dict[str, Any], resume: dict[str, Any] | None) -> Path:
-    """Write a trial's deliverable and, while it can continue, its resume state into ``folder``."""
+def save_checkpoint(folder: str | Path, *, kept: dict[str, Any], resume: dict[str, Any] | None,
+                    result: dict[str, Any] | None = None) -> Path:
+    """Write a trial's deliverable, its resume state while it can continue, and their manifest into ``folder``.
+
+    ``result`` is what the trial reports with the checkpoint: a trial restored
+    from this folder reports it again when Tune had not recorded it.
+    """
     folder = Path(folder)
     torch.save(kept, folder / KEPT_FILE)
     if resume is not None:
         torch.save(resume, folder / RESUME_FILE)
+    files = {name: (folder / name).stat().st_size for name in (KEPT_FILE, RESUME_FILE) if (folder / name).exists()}
+    (folder / MANIFEST_FILE).write_text(json.dumps({"result": result or {}, "files": files}, default=_plain))
     return folder
+
+
+def _plain(value: Any) -> Any:
+    # numpy scalars, should a metric arrive as one; json writes Python numbers only.
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"a reported metric is not a number or string: {value!r}")
 
 
 def load_kept(folder: str | Path) -> dict[str, Any]:
@@ -88,6 +132,107 @@ def load_resume(folder: str | Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     return {**torch.load(path, map_location="cpu", weights_only=False), "kept": load_kept(folder)}
+
+
+@dataclass(frozen=True)
+class RestorePoint:
+    """The checkpoint folder a trial continues from: where it is, what was reported with it, and its state.
+
+    ``resume`` is the resume state with its deliverable (what ``run_trial``'s
+    ``resume_from`` takes), or None when the trial has ended.
+    """
+
+    path: str
+    index: int
+    result: dict[str, Any]
+    resume: dict[str, Any] | None
+
+    @property
+    def ended(self) -> bool:
+        return self.resume is None
+
+
+def checkpoint_folders(fs: pyarrow.fs.FileSystem, trial_path: str) -> list[tuple[int, str]]:
+    """A trial's ``checkpoint_*`` folders on ``fs`` as (index, path), newest (highest index) first."""
+    folders = []
+    for info in fs.get_file_info(pyarrow.fs.FileSelector(trial_path, allow_not_found=True)):
+        suffix = info.base_name[len(FOLDER_PREFIX):]
+        if info.type == pyarrow.fs.FileType.Directory and info.base_name.startswith(FOLDER_PREFIX) and suffix.isdigit():
+            folders.append((int(suffix), info.path))
+    return sorted(folders, reverse=True)
+
+
+def complete_manifest(fs: pyarrow.fs.FileSystem, path: str) -> dict[str, Any] | None:
+    """The manifest of a complete checkpoint folder, with ``ended`` added; None for a folder that is not complete.
+
+    Complete: every file of the manifest is there at its size, or the folder
+    is marked ended (the search deleted files from it on purpose). A folder
+    without a readable manifest is not: it was being copied, or it predates
+    manifests. Ended: marked so, or written without a resume state (a trial's
+    last checkpoint).
+    """
+    sizes = {info.base_name: info.size for info in fs.get_file_info(pyarrow.fs.FileSelector(path))
+             if info.type == pyarrow.fs.FileType.File}
+    if MANIFEST_FILE not in sizes:
+        return None
+    try:
+        with fs.open_input_stream(f"{path}/{MANIFEST_FILE}") as stream:
+            manifest = json.loads(stream.read())
+    except (OSError, ValueError):  # cut short, should the copy have stopped inside it
+        return None
+    marked = ENDED_FILE in sizes
+    if not marked and any(sizes.get(name) != size for name, size in manifest["files"].items()):
+        return None
+    return {**manifest, "ended": marked or RESUME_FILE not in manifest["files"]}
+
+
+def restore_points(fs: pyarrow.fs.FileSystem, trial_path: str) -> Iterator[RestorePoint]:
+    """A trial's complete checkpoints, newest first, loaded; folders whose files do not load are skipped."""
+    from ray.tune import Checkpoint  # downloads a folder from remote storage; a local one is read in place
+
+    for index, path in checkpoint_folders(fs, trial_path):
+        manifest = complete_manifest(fs, path)
+        if manifest is None:
+            continue
+        if manifest["ended"]:
+            yield RestorePoint(path, index, manifest["result"], resume=None)
+            continue
+        try:
+            with Checkpoint(path, filesystem=fs).as_directory() as folder:
+                resume = load_resume(folder)
+        except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError):  # torch's errors for a bad file
+            continue
+        if resume is not None:
+            yield RestorePoint(path, index, manifest["result"], resume)
+
+
+def restore_point(fs: pyarrow.fs.FileSystem, trial_path: str) -> RestorePoint | None:
+    """The newest complete checkpoint of the trial whose folder is ``trial_path``; None if it has none."""
+    return next(restore_points(fs, trial_path), None)
+
+
+def delete_folder(fs: pyarrow.fs.FileSystem, path: str) -> bool:
+    """Delete a checkpoint folder on any storage Ray writes to; False when it was not there."""
+    try:
+        fs.delete_dir(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def delete_checkpoint(checkpoint: Checkpoint) -> bool:
+    """Delete a whole checkpoint folder; False when it was not there."""
+    return delete_folder(checkpoint.filesystem, checkpoint.path.rstrip("/"))
+
+
+def mark_ended(checkpoint: Checkpoint) -> bool:
+    """Mark a trial's last checkpoint ended (an empty ``ended`` file); False when the folder is gone."""
+    path = checkpoint.path.rstrip("/")
+    if checkpoint.filesystem.get_file_info(path).type != pyarrow.fs.FileType.Directory:
+        return False  # on object stores, writing the marker would bring a deleted folder back
+    with checkpoint.filesystem.open_output_stream(f"{path}/{ENDED_FILE}"):
+        pass
+    return True
 
 
 def delete_checkpoint_file(checkpoint: Checkpoint, name: str) -> bool:

@@ -2,9 +2,10 @@
 
 ``run_trial`` is the training loop, free of Ray so that it can be tested and
 reused; ``train_fn`` is the Ray Tune function trainable around it, which
-picks the trial's data out of the object store, restores a checkpoint when
-Tune resumes the trial, and reports metrics every epoch, with a checkpoint
-where its :class:`CheckpointPolicy` says one is needed.
+picks the trial's data out of the object store, continues from the trial's
+newest complete checkpoint when it has one (trainables.checkpoints), and
+reports metrics every epoch, with a checkpoint where its
+:class:`CheckpointPolicy` says one is needed.
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainables.checkpoints import EVERY_EPOCH, CheckpointPolicy, load_resume, save_checkpoint
+from trainables.checkpoints import (
+    EVERY_EPOCH,
+    CheckpointPolicy,
+    RestorePoint,
+    checkpoint_folders,
+    delete_folder,
+    restore_point,
+    save_checkpoint,
+)
 from trainables.config import TrialConfig
 from trainables.data import Dataset, Split
 from trainables.device import (
@@ -476,25 +485,22 @@ def train_fn(config: dict[str, Any], *, datasets: dict[int, Dataset], imagenet_s
     where = placement(cfg.architecture, size)
     cap_mib = cap_gpu_memory(resources.get("GPU", 0.0), where.device)
     node_id = ray.get_runtime_context().get_node_id()  # which node of a cluster ran the trial
-    resume_from = None
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            resume_from = load_resume(folder)
-        if resume_from is None:
-            # The checkpoint of a trial that had finished (or been stopped) when the driver died, before
-            # Tune's last snapshot said so: there is nothing left to train, and its results stand.
-            return
 
     def report(metrics: dict[str, float], state: dict[str, Any] | None) -> None:
-        metrics = {**metrics, "node_id": node_id}
+        # training_iteration is the epoch: a trial restored from a checkpoint Tune had not recorded
+        # continues at that checkpoint's epoch, where Tune's own count of reports would not be.
+        metrics = {**metrics, "node_id": node_id, "training_iteration": metrics["epoch"]}
         if state is None:
             tune.report(metrics)
             return
         with tempfile.TemporaryDirectory() as folder:
-            save_checkpoint(folder, kept=state["kept"], resume=state["resume"])
+            save_checkpoint(folder, kept=state["kept"], resume=state["resume"], result=metrics)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
+    point = _restore(tune.get_context().get_storage(), recorded=tune.get_checkpoint())
+    if point is not None and point.ended:
+        return  # a trial that had ended when the driver died, before Tune's last snapshot said so
+    resume_from = point.resume if point is not None else None
     try:
         run_trial(cfg, datasets[size], report=report, imagenet_state=(imagenet_states or {}).get(cfg.architecture),
                   device=where.device, resume_from=resume_from, started=started, checkpoints=checkpoints)
@@ -502,6 +508,46 @@ def train_fn(config: dict[str, Any], *, datasets: dict[int, Dataset], imagenet_s
         share = f"its share of the GPU ({cap_mib:.0f} MiB)" if cap_mib else "the GPU's memory"
         raise GpuMemoryError(f"{cfg.architecture} at {size} px, batch {cfg.batch_size} needs more than {share}; "
                              "raise --gpus-per-trial, or pass --gpus-per-trial auto") from None
+
+
+def _restore(storage: Any, *, recorded: Any) -> RestorePoint | None:
+    """Where the trial stands: its newest complete checkpoint, made the one Tune records; None for a fresh start.
+
+    ``storage`` is Tune's StorageContext of the trial (its folder, the file
+    system, the number of its next checkpoint folder) and ``recorded`` the
+    checkpoint Tune names for the trial. Tune snapshots the experiment every
+    so often, so after a crash it may name an older checkpoint than the
+    trial's newest, one the search has deleted since (recreated empty by
+    search.retention.recreate_named_folders, as Tune insists on it), or none;
+    a folder may also have been cut short by the crash. The newest complete
+    folder wins; the others go, but for the one Tune names. When Tune did not
+    name it, its result is reported again with a copy of it, so that Tune
+    records where the trial stands (and, for a trial that had ended, its final
+    result), and it goes too.
+    """
+    from ray import tune
+
+    fs, trial_path = storage.storage_filesystem, storage.trial_fs_path
+    folders = checkpoint_folders(fs, trial_path)
+    if not folders:
+        return None
+    # Tune numbers a trial's next folder after the last one it recorded; newer ones on disk would be
+    # written over. Number on after the newest there is.
+    storage.current_checkpoint_index = max(storage.current_checkpoint_index, folders[0][0])
+    point = restore_point(fs, trial_path)
+    named = recorded.path.rstrip("/") if recorded is not None else None
+    for _, path in folders:
+        # Superseded, or cut short by the crash. The folder Tune names stays until Tune names
+        # another (search.retention deletes it then): should this worker die first, Tune's
+        # retry restores from it and fails if it is gone.
+        if path != named and (point is None or path != point.path):
+            delete_folder(fs, path)
+    if point is None or point.path == named:
+        return point
+    with tune.Checkpoint(point.path, filesystem=fs).as_directory() as folder:
+        tune.report(point.result, checkpoint=tune.Checkpoint.from_directory(folder))
+    delete_folder(fs, point.path)  # Tune has its copy now
+    return point
 
 
 def _match_threads_to_cpus(cpus: float | None) -> None:

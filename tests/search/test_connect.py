@@ -1,6 +1,7 @@
 """A local run is local: it starts its own Ray, never joins one already running, and listens on 127.0.0.1 only."""
 
 import os
+import platform
 import shutil
 import signal
 import socket
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from search.connect import check_address
+from search.connect import DRIVER_MALLOC_ARENAS, check_address, limit_malloc_arenas
 from trainables import InputError
 
 SMOKE = [sys.executable, "-m", "search.run", "--space", "smoke", "--image-size", "16", "--max-epochs", "1", "--verbose",
@@ -188,3 +189,8 @@ def test_a_silent_port_is_refused_after_the_timeout():
             check_address(f"127.0.0.1:{server.getsockname()[1]}", timeout_s=0.5)
     finally:
         server.close()
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")
+def test_the_driver_caps_its_malloc_arenas_where_glibc_allows():
+    assert limit_malloc_arenas(DRIVER_MALLOC_ARENAS) is True

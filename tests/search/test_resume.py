@@ -2,13 +2,17 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+
+from trainables import ENDED_FILE, KEPT_FILE, MANIFEST_FILE, RESUME_FILE, CheckpointPolicy
 
 MAX_EPOCHS = 8
 COMMAND = [sys.executable, "-m", "search.run", "--space", "smoke", "--name", "crash", "--image-size", "16",
@@ -68,6 +72,9 @@ def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path):
         assert epochs == list(range(1, len(epochs) + 1)), f"{name} restarted instead of continuing: {epochs}"
     trials = pd.read_csv(experiment / "trials.csv")
     assert len(trials) == 4 and trials["trial_id"].is_unique and (trials["error"].fillna("") == "").all()
+    # Each trial's row is its final result, also for a trial that ended after Tune's last snapshot.
+    final = {rows[-1]["trial_id"]: (rows[-1]["epoch"], rows[-1]["objective"]) for rows in latest.values()}
+    assert {t: (e, o) for t, e, o in zip(trials["trial_id"], trials["epochs"], trials["objective"])} == final
 
 
 def test_resume_refuses_another_space(tmp_path):
@@ -90,8 +97,10 @@ def test_killed_worker_is_retried_from_its_last_checkpoint(tmp_path):
     command = [sys.executable, "-m", "search.run", "--space", str(space), "--name", "fault", "--image-size", "16",
                "--max-concurrent-trials", "1", "--max-failures", "2", "--checkpoint-period", "0",
                "--storage-path", str(tmp_path)]
+    # result.json reaches the storage path with each snapshot of the experiment (every 10 s or
+    # more); this test watches it for the third epoch, so snapshots come at every step.
     driver = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              text=True)
+                              text=True, env={**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "0"})
     experiment, killed = tmp_path / "fault", None
     try:
         deadline = time.time() + 180
@@ -117,3 +126,48 @@ def test_killed_worker_is_retried_from_its_last_checkpoint(tmp_path):
         assert [r["epoch"] for r in rows] == list(range(1, 11))  # continued, not restarted
     trials = pd.read_csv(experiment / "trials.csv")
     assert len(trials) == 2 and (trials["ended_by"] == "max_epochs").all()
+
+
+@dataclass(frozen=True)
+class _FailsOnceAtEpoch4(CheckpointPolicy):
+    """A checkpoint every epoch; the first time a trial reaches epoch 4 (``marker`` absent), it raises."""
+
+    marker: str = ""
+
+    def due(self, epoch: int, *, last: bool, seconds_since_last: float) -> bool:
+        if epoch == 4 and not Path(self.marker).exists():
+            Path(self.marker).touch()
+            raise RuntimeError("injected failure")
+        return True
+
+
+def test_a_trial_whose_named_checkpoint_was_deleted_continues_from_its_newest_complete_folder(
+        ray_session, tmp_path, monkeypatch):
+    """The state a driver crash can leave: Tune's snapshot names a folder the search deleted since
+    (superseded by one the snapshot did not record), and the newest folder was cut short."""
+    from search.spaces import Space
+    from search.tuner import SearchSettings, build_tuner, restore_tuner
+    from tests.conftest import tiny_dataset
+
+    monkeypatch.setattr("search.tuner.CheckpointPolicy",
+                        lambda **kw: _FailsOnceAtEpoch4(**kw, marker=str(tmp_path / "failed")))
+    settings = SearchSettings(space=Space("named", {"seed": (0,)}, max_epochs=5), name="named",
+                              storage_path=tmp_path, fixed={"patience": 50})
+    inputs = {"datasets": {16: tiny_dataset()}, "imagenet_states": {}, "source_image_size": 16}
+    (first,) = build_tuner(settings, **inputs).fit()
+    assert first.error is not None and first.metrics["epoch"] == 3
+    trial = Path(first.path)
+    named = Path(first.checkpoint.path)
+    assert named.name == "checkpoint_000002" and [p.name for p in trial.glob("checkpoint_*")] == [named.name]
+    named.rename(trial / "checkpoint_000003")  # newer than the snapshot knew; the named one is gone
+    cut = trial / "checkpoint_000004"
+    shutil.copytree(trial / "checkpoint_000003", cut)
+    (cut / RESUME_FILE).write_bytes(b"cut short")
+
+    (result,) = restore_tuner(settings, retry_errored=True, **inputs).fit()
+    assert result.error is None and result.metrics["epoch"] == result.metrics["training_iteration"] == 5
+    rows = [json.loads(line) for line in (trial / "result.json").read_text().splitlines()]
+    # Epoch 3 again (the folder's result, reported with a copy so that Tune records it), then 4 and 5.
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 3, 4, 5]
+    assert [p.name for p in trial.glob("checkpoint_*")] == [Path(result.checkpoint.path).name]
+    assert sorted(p.name for p in Path(result.checkpoint.path).iterdir()) == [ENDED_FILE, KEPT_FILE, MANIFEST_FILE]

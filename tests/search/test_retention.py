@@ -7,7 +7,7 @@ from ray import tune
 from ray.tune.experiment import Trial
 
 from search.retention import WeightRetention, weights_to_keep
-from trainables import KEPT_FILE, RESUME_FILE
+from trainables import ENDED_FILE, KEPT_FILE, RESUME_FILE
 
 
 def _frame(rows):
@@ -39,7 +39,8 @@ def test_finished_trials_lose_their_resume_state_and_the_weights_outside_the_bud
     for trial in (a, b, c):  # finishing, or stopped by a scheduler: Tune calls the same hook
         callback.on_trial_complete(iteration=0, trials=[a, b, c], trial=trial)
     files = {t: sorted(p.name for p in (tmp_path / t).iterdir()) for t in "abc"}
-    assert files == {"a": [], "b": [KEPT_FILE], "c": []}  # one group, budget 1: only the best keeps weights
+    # One group, budget 1: only the best keeps weights; each is marked ended before anything goes.
+    assert files == {"a": [ENDED_FILE], "b": [ENDED_FILE, KEPT_FILE], "c": [ENDED_FILE]}
 
 
 def test_a_resumed_search_counts_the_trials_that_finished_before(tmp_path):
@@ -48,3 +49,25 @@ def test_a_resumed_search_counts_the_trials_that_finished_before(tmp_path):
     new = _trial(tmp_path, "new", 0.5)
     WeightRetention(mode="max", keep_best=1).on_trial_complete(iteration=0, trials=[done, new], trial=new)
     assert (tmp_path / "done" / KEPT_FILE).exists() and not (tmp_path / "new" / KEPT_FILE).exists()
+
+
+def test_a_new_checkpoint_deletes_the_one_it_supersedes_and_the_end_marks_the_last(tmp_path):
+    trial = tmp_path / "trial"
+    folders = [trial / f"checkpoint_{i:06d}" for i in range(3)]
+    for folder in folders:
+        folder.mkdir(parents=True)
+        for name in (KEPT_FILE, RESUME_FILE):
+            (folder / name).write_bytes(b"x")
+    fake = SimpleNamespace(trial_id="t", status=Trial.RUNNING, checkpoint=None, config={"architecture": "cnn"},
+                           last_result={"objective": 0.5, "training_iteration": 2})
+    callback = WeightRetention(mode="max", keep_best=1)
+    for folder in folders[:2]:  # as Tune calls it: before it records the new checkpoint as the trial's
+        checkpoint = tune.Checkpoint.from_directory(str(folder))
+        callback.on_checkpoint(iteration=0, trials=[fake], trial=fake, checkpoint=checkpoint)
+        fake.checkpoint = checkpoint
+    assert sorted(p.name for p in trial.iterdir()) == ["checkpoint_000001", "checkpoint_000002"]
+    # checkpoint_000002: as a crash leaves one (say, the source of a restored trial's copy); the end removes it.
+    fake.checkpoint = tune.Checkpoint.from_directory(str(folders[0].parent / "checkpoint_000001"))
+    callback.on_trial_complete(iteration=0, trials=[fake], trial=fake)
+    assert sorted(p.name for p in trial.iterdir()) == ["checkpoint_000001"]
+    assert sorted(p.name for p in (trial / "checkpoint_000001").iterdir()) == [ENDED_FILE, KEPT_FILE]

@@ -1,15 +1,32 @@
 import copy
 import dataclasses
 import math
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
-
+import pyarrow.fs
 import pytest
+import ray
 import torch
+from ray import tune
 from torch import nn
 
 from tests.conftest import tiny_dataset
-from trainables import EarlyStopping, Split, TrialConfig, data_device, kept_model_from, run_trial, score_split
+from trainables import (
+    EVERY_EPOCH,
+    RESUME_FILE,
+    EarlyStopping,
+    Split,
+    TrialConfig,
+    data_device,
+    kept_model_from,
+    run_trial,
+    save_checkpoint,
+    score_split,
+    train_fn,
+)
 
 # On the CPU a run repeats bit for bit. GPU kernels (cuDNN's autotuned choices, atomics in
 # backward passes) may differ in the last bits between runs, so there values are compared closely.
@@ -189,3 +206,82 @@ def test_a_trial_with_folds_resumes_where_it_stopped():
     assert [m["epoch"] for m, _ in resumed] == [2, 3]
     _same([m["val_loss"] for m, _ in resumed], [m["val_loss"] for m, _ in straight[1:]])
     _same(resumed[-1][0]["kept_oof_auc"], straight[-1][0]["kept_oof_auc"])
+
+class _FakeTune:
+    """What train_fn asks of Tune, in this process: its storage of one trial folder, its recorded checkpoint,
+    and a report that copies a checkpoint into the next numbered folder, as Tune persists one."""
+
+    def __init__(self, trial, *, index, recorded=None):
+        self.storage = SimpleNamespace(storage_filesystem=pyarrow.fs.LocalFileSystem(), trial_fs_path=str(trial),
+                                       current_checkpoint_index=index)
+        self.recorded = recorded
+        self.reports = []
+
+    def report(self, metrics, checkpoint=None):
+        name = None
+        if checkpoint is not None:
+            self.storage.current_checkpoint_index += 1
+            name = f"checkpoint_{self.storage.current_checkpoint_index:06d}"
+            shutil.copytree(checkpoint.path, Path(self.storage.trial_fs_path) / name)
+        self.reports.append((dict(metrics), name))
+
+    def install(self, monkeypatch):
+        monkeypatch.setattr(tune, "report", self.report)
+        monkeypatch.setattr(tune, "get_checkpoint", lambda: self.recorded)
+        monkeypatch.setattr(tune, "get_context", lambda: SimpleNamespace(get_storage=lambda: self.storage))
+        monkeypatch.setattr(ray, "get_runtime_context", lambda: SimpleNamespace(get_assigned_resources=dict,
+                                                                                 get_node_id=lambda: "node"))
+
+
+RESTORED = {"max_epochs": 4, "patience": 50, "image_size": 16}
+
+
+def _checkpoint_folders(trial, reports):
+    """Each checkpointed report of a straight run saved as Tune numbers them; the last folder's path."""
+    for index, (metrics, state) in enumerate(r for r in reports if r[1] is not None):
+        folder = trial / f"checkpoint_{index:06d}"
+        folder.mkdir(parents=True)
+        save_checkpoint(folder, **state, result={**metrics, "training_iteration": metrics["epoch"]})
+    return folder
+
+
+def test_a_restored_trial_continues_from_its_newest_complete_folder_not_from_the_deleted_one_tune_names(
+        tmp_path, monkeypatch):
+    data = tiny_dataset()
+    _, _, straight = _run(TrialConfig.from_dict(RESTORED), data)
+    trial = tmp_path / "trial"
+    _checkpoint_folders(trial, straight[:3])  # epochs 1-3 checkpointed before the crash
+    recorded = tune.Checkpoint.from_directory(str(trial / "checkpoint_000000"))  # the last snapshot's
+    shutil.rmtree(trial / "checkpoint_000000")  # superseded, so deleted by the search,
+    (trial / "checkpoint_000000").mkdir()  # and recreated empty for Tune to restore (recreate_named_folders)
+    (trial / "checkpoint_000002" / RESUME_FILE).write_bytes(b"cut short")  # the crash came mid-copy
+    fake = _FakeTune(trial, index=0, recorded=recorded)
+    fake.install(monkeypatch)
+    train_fn(RESTORED, datasets={16: data}, checkpoints=EVERY_EPOCH)
+    # Epoch 2 reported again, with a copy of its folder numbered after the newest there was, so that
+    # Tune records it; then epochs 3 and 4 as the straight run had them.
+    assert [(m["epoch"], m["training_iteration"], name) for m, name in fake.reports] == [
+        (2, 2, "checkpoint_000003"), (3, 3, "checkpoint_000004"), (4, 4, "checkpoint_000005")]
+    _same([m["val_loss"] for m, _ in fake.reports], [m["val_loss"] for m, _ in straight[1:]])
+    # The named folder stays for the search to delete once Tune names another; the others are gone.
+    assert sorted(p.name for p in trial.iterdir()) == [
+        "checkpoint_000000", "checkpoint_000003", "checkpoint_000004", "checkpoint_000005"]
+
+
+def test_a_restored_trial_that_had_ended_reports_its_final_result_once_unless_tune_had_it(tmp_path, monkeypatch):
+    _, _, straight = _run(TrialConfig.from_dict(RESTORED), tiny_dataset())
+    trial = tmp_path / "trial"
+    last = _checkpoint_folders(trial, straight)  # checkpoint_000003: the last epoch's, no resume state
+    # The last snapshot named epoch 2's checkpoint (and had epoch 2's result); the folders of epochs 1-3
+    # are still there, as when the driver dies before the search deletes superseded ones.
+    fake = _FakeTune(trial, index=1, recorded=tune.Checkpoint.from_directory(str(trial / "checkpoint_000001")))
+    fake.install(monkeypatch)
+    train_fn(RESTORED, datasets={16: tiny_dataset()}, checkpoints=EVERY_EPOCH)
+    assert [(m["epoch"], m["objective"], name) for m, name in fake.reports] == [
+        (4, straight[-1][0]["objective"], "checkpoint_000004")]
+    assert sorted(p.name for p in trial.iterdir()) == ["checkpoint_000001", "checkpoint_000004"]
+    # Tune's snapshot named the last checkpoint: it has the final result too, nothing is reported.
+    fake = _FakeTune(trial, index=4, recorded=tune.Checkpoint.from_directory(str(trial / "checkpoint_000004")))
+    fake.install(monkeypatch)
+    train_fn(RESTORED, datasets={16: tiny_dataset()}, checkpoints=EVERY_EPOCH)
+    assert fake.reports == [] and not last.exists() and (trial / "checkpoint_000004").exists()
