@@ -190,11 +190,13 @@ def test_sigint_after_the_last_trial_ended_still_exits_130(ray_session, tmp_path
     import search.progress
     import search.run as cli
 
+    space = tmp_path / "one.json"  # one trial of one epoch
+    space.write_text(json.dumps({"dimensions": {"architecture": ["cnn"], "strategy": ["none"]}, "max_epochs": 1}))
     monkeypatch.setattr(cli, "prepare_inputs", lambda settings, args: ({16: tiny_dataset()}, {}, 16))
     monkeypatch.setattr(search.progress.LiveProgress, "on_experiment_end", lambda self, trials, **info: _sigint_to_self())
-    assert cli.main(["--space", "smoke", "--storage-path", str(tmp_path), "--name", "late", "--max-epochs", "1"]) == 130
+    assert cli.main(["--space", str(space), "--storage-path", str(tmp_path), "--name", "late"]) == 130
     experiment = tmp_path / "late"
     last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert last.startswith(f"python -m search.run: interrupted with 0 of 4 trials unfinished; the experiment is saved "
+    assert last.startswith(f"python -m search.run: interrupted with 0 of 1 trials unfinished; the experiment is saved "
                            f"in {str(experiment)!r}; continue it with: "), last
     assert not (experiment / "trials.csv").exists() and not (experiment / "best.json").exists()
