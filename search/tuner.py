@@ -149,12 +149,13 @@ def make_trainable(settings: SearchSettings, *, datasets: dict[int, Dataset], im
 class ForgetFinishedWindows(Callback):
     """Frees the last values Tune keeps of each metric of a finished trial, to average them with its next result.
 
-    For every numeric metric of every trial (some 60 here), Tune keeps the
+    For every numeric metric of every trial (41 here), Tune keeps the
     last 5 and last 10 values (``Trial.metric_n_steps``), to update the
     trial's ``last-5-avg`` and ``last-10-avg`` when the next result comes. A
     finished trial gets none, and its averages (``Trial.metric_analysis``,
     which ``ResultGrid.get_best_result`` reads) stay; only the windows go.
-    They were most of the driver's memory per trial (docs/benchmarks.md).
+    They were the largest part of the driver's Python memory per trial, about
+    60 KiB (tracemalloc; docs/benchmarks.md).
     """
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -257,7 +258,8 @@ def build_tuner(settings: SearchSettings, *, datasets: dict[int, Dataset], image
         # complete folder, whatever the last snapshot names (trainables.train_fn).
         checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
         failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-        # Finished trials keep no resume state, and only the weights the analysis can need.
+        # A trial keeps only its latest checkpoint; finished ones no resume state, and only
+        # the weights the analysis can need.
         callbacks=[*logger_callbacks(settings), WeightRetention(mode=settings.mode, keep_best=settings.keep_weights),
                    ForgetFinishedWindows(), *callbacks],
         # 0: no status table per update and no block per started trial (30,837 lines in

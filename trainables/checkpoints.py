@@ -30,7 +30,9 @@ may name a checkpoint the search has deleted since (superseded by one it had
 not recorded yet), or none. A trial therefore resumes from the newest
 complete folder among its ``checkpoint_*`` folders (:func:`restore_point`),
 whatever Tune names; ``trainables.train.train_fn`` reports it again when Tune
-did not name it, so that Tune records it.
+did not name it, so that Tune records it. (Tune will not restore a trial
+whose named folder is gone: ``--resume`` recreates such folders empty first,
+``search.retention.recreate_named_folders``.)
 
 The resume state of a ResNet50 (weights and two Adam moments) is about 270 MiB;
 its deliverable 90 MiB (benchmarks/disk_usage.py).
