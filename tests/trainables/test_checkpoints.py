@@ -101,7 +101,7 @@ def test_restore_takes_the_newest_complete_folder_and_skips_those_cut_short(tmp_
 
 
 def test_an_ended_trial_is_recognised_by_its_last_folder_even_after_retention_deleted_files(tmp_path):
-    final = _folder(tmp_path / "final", 2, epoch=3, resume=False)  # written by the trial's last epoch
+    _folder(tmp_path / "final", 2, epoch=3, resume=False)  # written by the trial's last epoch
     assert _points(tmp_path / "final") == [(2, True, 3)]
     stopped = _folder(tmp_path / "stopped", 0, epoch=1)  # a scheduler stopped it: marked, then files deleted
     (stopped / ENDED_FILE).touch()
