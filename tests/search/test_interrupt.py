@@ -23,8 +23,21 @@ COMMAND = [sys.executable, "-m", "search.run", "--space", "smoke", "--image-size
 
 
 def _epochs_reported(storage: Path) -> int:
-    """Epochs reported so far by every trial of the one experiment under ``storage``."""
-    return sum(len(f.read_text().splitlines()) for f in storage.glob("*/train_fn_*/result.json"))
+    """Epochs checkpointed so far (every epoch here) by every trial of the one experiment under ``storage``.
+
+    Read from the checkpoint folders' manifests, which the trials write as they go: ``result.json``
+    reaches the storage only with Tune's snapshots (every 10 s or more), too late to catch a trial
+    mid-training on a fast machine.
+    """
+    return sum(max((_manifest_epoch(m) for m in trial.glob("checkpoint_*/manifest.json")), default=0)
+               for trial in storage.glob("*/train_fn_*"))
+
+
+def _manifest_epoch(manifest: Path) -> int:
+    try:
+        return int(json.loads(manifest.read_text())["result"]["epoch"])
+    except (OSError, ValueError, KeyError):  # being written, or deleted as superseded
+        return 0
 
 
 def _finished(result_json: Path) -> bool:
