@@ -165,9 +165,8 @@ def evaluate_best(results: tune.ResultGrid, frame: pd.DataFrame, datasets: dict[
         "config": kept.config.to_dict(),
         "trial_path": best.path,
         "folds": len(kept.models),
-        "val": {k.removeprefix("kept_"): v for k, v in best.metrics.items() if k.startswith("kept_val_")},
-        **({"out_of_fold": oof} if (oof := {k.removeprefix("kept_"): v for k, v in best.metrics.items()
-                                               if k.startswith("kept_oof_")}) else {}),
+        "val": _kept_metrics(best.metrics, "val_"),
+        **({"out_of_fold": oof} if (oof := _kept_metrics(best.metrics, "oof_")) else {}),
         "test": classification_metrics(scores.y_true, scores.predictions(), scores.y_score, prefix="test_"),
         **_at_threshold(scores, kept.threshold),
     }
@@ -178,6 +177,11 @@ def evaluate_best(results: tune.ResultGrid, frame: pd.DataFrame, datasets: dict[
                                                   [m.path for m in members[:ensemble_top]], datasets,
                                                   target_recall=kept.config.target_recall)
     return chosen
+
+
+def _kept_metrics(metrics: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """The kept state's metrics whose name starts with ``prefix`` (``val_``, ``oof_``), without ``kept_``."""
+    return {k.removeprefix("kept_"): v for k, v in metrics.items() if k.startswith(f"kept_{prefix}")}
 
 
 def _at_threshold(scores: Scores, threshold: float) -> dict[str, Any]:

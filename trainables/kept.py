@@ -7,12 +7,10 @@ delivered model is their mean probability.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -20,9 +18,8 @@ from trainables.checkpoints import load_kept
 from trainables.config import TrialConfig
 from trainables.data import Split
 from trainables.device import data_device
-from trainables.metrics import classification_metrics
 from trainables.models import create_model
-from trainables.train import Scores, average_scores, delivered_threshold, kept_weights, score_split
+from trainables.train import Scores, average_scores, delivered_threshold, kept_weights, pool_scores, score_split
 
 
 @dataclass(frozen=True)
@@ -49,16 +46,6 @@ class KeptModel:
         """The scores the model was judged on: out-of-fold with folds (the val split is in their training), else val's."""
         return self.out_of_fold if self.out_of_fold is not None else self.scores(val)
 
-    def evaluate(self, split: Split, *, prefix: str) -> dict[str, Any]:
-        """Metrics on ``split`` at the argmax cut and, as ``at_threshold``, at the delivered operating threshold."""
-        scores = self.scores(split)
-        metrics: dict[str, Any] = classification_metrics(scores.y_true, scores.predictions(), scores.y_score,
-                                                         prefix=prefix)
-        if not math.isnan(self.threshold):
-            metrics["at_threshold"] = classification_metrics(scores.y_true, scores.predictions(self.threshold),
-                                                             scores.y_score, prefix=prefix)
-        return metrics
-
 
 def kept_model_from(kept: dict[str, Any], device: torch.device | None = None) -> KeptModel:
     """The :class:`KeptModel` of a deliverable (the ``kept`` part of a checkpoint), on ``device`` (default: data_device())."""
@@ -73,9 +60,7 @@ def kept_model_from(kept: dict[str, Any], device: torch.device | None = None) ->
     metrics = {k: float(v) for k, v in kept["metrics"].items()}
     threshold = kept.get("threshold", delivered_threshold(metrics))
     folds = kept.get("fold_scores")
-    out_of_fold = None
-    if folds:
-        out_of_fold = Scores(np.concatenate([y for y, _ in folds]), np.concatenate([s for _, s in folds]))
+    out_of_fold = pool_scores([Scores(*pair) for pair in folds]) if folds else None
     return KeptModel(tuple(models), cfg, int(kept["image_size"]), metrics, float(threshold), out_of_fold)
 
 

@@ -278,7 +278,7 @@ def run_trial(
         else:
             last_checkpoint = time.perf_counter()
             resume = None if last else _resume_state(epoch, runs)
-            report(result, {"kept": _deliverable(cfg, dataset, runs), "resume": resume})
+            report(result, {"kept": _deliverable(cfg, dataset, runs, kept), "resume": resume})
         if diverged:
             break
 
@@ -311,12 +311,16 @@ def mean_and_se(per_fold: list[dict[str, float]]) -> dict[str, float]:
     return summary
 
 
-def pooled_scores(runs: list[FoldRun]) -> Scores | None:
-    """The kept models' scores on their own held-out fold, pooled: every train+val image scored once."""
+def held_out_scores(runs: list[FoldRun]) -> list[Scores] | None:
+    """Each fold model's scores on its own held-out images at its kept epoch; None without folds."""
     if len(runs) == 1 or any(run.stopper.best_scores is None for run in runs):
         return None
-    return Scores(np.concatenate([run.stopper.best_scores.y_true for run in runs]),
-                  np.concatenate([run.stopper.best_scores.y_score for run in runs]))
+    return [run.stopper.best_scores for run in runs]
+
+
+def pool_scores(parts: list[Scores]) -> Scores:
+    """Scores of disjoint sets of images as one set: the folds' held-out scores pooled cover train+val once."""
+    return Scores(np.concatenate([part.y_true for part in parts]), np.concatenate([part.y_score for part in parts]))
 
 
 def kept_summary(runs: list[FoldRun], *, target_recall: float) -> dict[str, float]:
@@ -324,8 +328,9 @@ def kept_summary(runs: list[FoldRun], *, target_recall: float) -> dict[str, floa
     if any(not run.stopper.best_metrics for run in runs):
         return {}
     summary = mean_and_se([run.stopper.best_metrics for run in runs])
-    oof = pooled_scores(runs)
-    if oof is not None:
+    parts = held_out_scores(runs)
+    if parts is not None:
+        oof = pool_scores(parts)
         summary.update(classification_metrics(oof.y_true, oof.predictions(), oof.y_score, prefix="oof_",
                                               target_recall=target_recall))
     return summary
@@ -336,22 +341,23 @@ def delivered_threshold(metrics: dict[str, float]) -> float:
     return metrics.get("oof_threshold_at_recall", metrics.get("val_threshold_at_recall", math.nan))
 
 
-def _deliverable(cfg: TrialConfig, dataset: Dataset, runs: list[FoldRun]) -> dict[str, Any]:
-    """What a trial delivers: its kept weights (one set per fold), with what it takes to rebuild and judge them."""
-    metrics = kept_summary(runs, target_recall=cfg.target_recall)
-    oof = pooled_scores(runs)
+def _deliverable(cfg: TrialConfig, dataset: Dataset, runs: list[FoldRun], kept: dict[str, float]) -> dict[str, Any]:
+    """What a trial delivers: its kept weights (one set per fold), with what it takes to rebuild and judge them.
+
+    ``kept`` is :func:`kept_summary` of ``runs``, as the epoch reported it.
+    """
+    parts = held_out_scores(runs)
     return {
         "config": cfg.to_dict(),
         "data_channels": dataset.channels,
         "image_size": dataset.image_size,
         "epoch": kept_epoch(runs),
         "weights": [run.stopper.best_state for run in runs],
-        "metrics": metrics,
-        "threshold": delivered_threshold(metrics),
+        "metrics": kept,
+        "threshold": delivered_threshold(kept),
         "fold_metrics": [run.stopper.best_metrics for run in runs],
         # Out-of-fold scores: each fold model's, on its own held-out images at its kept epoch.
-        "fold_scores": None if oof is None else [(run.stopper.best_scores.y_true, run.stopper.best_scores.y_score)
-                                                 for run in runs],
+        "fold_scores": None if parts is None else [(part.y_true, part.y_score) for part in parts],
     }
 
 
