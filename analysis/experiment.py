@@ -18,7 +18,7 @@ from ray import tune
 
 from search.data_record import DATA_FILE
 from search.results import SETTINGS_FILE, trial_row
-from trainables import DEFAULTS, KEPT_FILE, has_checkpoint_file
+from trainables import DEFAULTS, KEPT_FILE, has_checkpoint_file, read_history
 
 
 class ExperimentError(ValueError):
@@ -69,14 +69,35 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
                               weights_kept=has_checkpoint_file(trial.checkpoint, KEPT_FILE)))
         if trial.checkpoint is not None:
             checkpoints[trial.trial_id] = trial.checkpoint
-        frame = analysis.trial_dataframes.get(trial.trial_id)
-        if frame is not None and not frame.empty:
-            # A trial resumed from a checkpoint older than its last report reports those epochs
-            # again (the same values: its generators were checkpointed too); keep one row each.
-            frame = frame.drop_duplicates(subset="training_iteration", keep="last")
+        frame = learning_curve(analysis.trial_dataframes.get(trial.trial_id), read_history(trial.checkpoint),
+                               config=trial.config)
+        if not frame.empty:
             curves.append(frame.assign(trial_id=trial.trial_id))
     epochs = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame()
     return Experiment(str(path), pd.DataFrame(rows), epochs, settings, checkpoints, _read_json(uri, DATA_FILE))
+
+
+def learning_curve(recorded: pd.DataFrame | None, history: list[dict[str, Any]], *,
+                   config: dict[str, Any]) -> pd.DataFrame:
+    """A trial's rows, one per epoch: Tune's record, completed from the history its latest checkpoint carries.
+
+    Tune writes a trial's rows to the storage only with its periodic snapshots
+    of the experiment, so a driver that died between two snapshots leaves gaps
+    that the trial's checkpoints do not have (trainables.save_checkpoint). Rows
+    taken from there lack Tune's own columns (timestamps, ``time_total_s``).
+    """
+    recorded = recorded if recorded is not None else pd.DataFrame()
+    if not recorded.empty:
+        # A trial resumed from a checkpoint older than its last report reports those epochs
+        # again (the same values: its generators were checkpointed too); keep one row each.
+        recorded = recorded.drop_duplicates(subset="training_iteration", keep="last")
+    seen = set(recorded["training_iteration"]) if not recorded.empty else set()
+    missing = [row for row in history if row.get("training_iteration") not in seen]
+    if not missing:
+        return recorded
+    settings = {f"config/{key}": value for key, value in config.items()}
+    added = pd.DataFrame([{**row, **settings} for row in missing])
+    return pd.concat([recorded, added], ignore_index=True).sort_values("training_iteration", ignore_index=True)
 
 
 def load_trials(path: str | os.PathLike) -> pd.DataFrame:

@@ -18,10 +18,9 @@ from typing import Any
 
 from ray.tune import PlacementGroupFactory
 
-from trainables import DEFAULTS, InputError, get_spec, image_size_for
+from trainables import AUTO, DEFAULTS, InputError, get_spec, image_size_for
 from trainables.device import CUDA_CONTEXT_MIB
 
-AUTO = "auto"
 SAFETY = 1.25  # peak measured over one epoch; fragmentation and evaluation batches come on top
 FP32_ACTIVATIONS = 2.0  # the peaks were measured under bf16 autocast; fp32 recipes keep activations twice as wide
 

@@ -9,6 +9,7 @@ command that continues the experiment.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import json
 import os
@@ -43,10 +44,11 @@ from search.preflight import (
     local_gpus,
 )
 from search.progress import DEFAULT_INTERVAL_S, LiveProgress
-from search.resources import AUTO, describe_shares, largest_gpu_request, local_gpu_mib
+from search.resources import describe_shares, largest_gpu_request, local_gpu_mib
 from search.spaces import Space, get_space, list_spaces
 from search.tuner import SCHEDULERS, SEARCHERS, SearchSettings
 from trainables import (
+    AUTO,
     DEFAULTS,
     METRIC_MODES,
     PNEUMONIA,
@@ -58,7 +60,7 @@ from trainables import (
     preferred_image_size,
 )
 from trainables.config import check_value
-from trainables.data import fold_indices
+from trainables.data import AUTO_FOLDS, FEW_VALIDATION_POSITIVES, fold_indices
 
 DEFAULT_OPTUNA_SAMPLES = 20
 # Storage failures while writing results (finished trials stay on disk, so --resume can pick up).
@@ -68,6 +70,16 @@ NAME_MAX = 255  # bytes in one folder name on Linux and macOS file systems
 FLAGS = {"seed": "--seed", "min_balanced_accuracy": "--min-balanced-accuracy", "max_epochs": "--max-epochs",
          "image_size": "--image-size", "metric": "--metric", "pretrained": "--no-pretrained",
          "target_recall": "--target-recall", "folds": "--folds"}
+
+
+def _folds_flag(text: str) -> int | str:
+    """--folds: an integer (checked with the other settings), or auto."""
+    if text == AUTO:
+        return AUTO
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer or {AUTO}; got {text!r}") from None
 
 
 class TrialsFailed(Exception):
@@ -110,9 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "validation recall reaches it; val_specificity_at_recall and val_precision_at_recall rank at it")
     p.add_argument("--min-balanced-accuracy", type=float, default=DEFAULTS["min_balanced_accuracy"],
                    help="degenerate-model guard: trials below it rank after all others (0 disables)")
-    p.add_argument("--folds", type=int, default=DEFAULTS["folds"],
+    p.add_argument("--folds", type=_folds_flag, default=AUTO,
                    help="k > 1: each trial trains k models on stratified folds of train+val and is judged on their "
-                        "mean; the chosen configuration delivers their mean probability")
+                        "mean; the chosen configuration delivers their mean probability. auto (default): "
+                        f"{AUTO_FOLDS} when validation holds under {FEW_VALIDATION_POSITIVES} positives, else 1")
     p.add_argument("--max-epochs", type=int, default=None, help="epochs per trial at most (default: the space's)")
     p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="seed of every trial, the split and Optuna")
     p.add_argument("--weights-dir", default=None, help="folder of ImageNet weight files (default: the torch hub cache)")
@@ -206,7 +219,8 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
             raise InputError(f"--image-size {args.image_size} conflicts with space {space.name!r}, which varies "
                              f"image_size ({', '.join(map(str, space.dimensions['image_size']))}); drop one of them")
     for key, value in fixed.items():
-        check_value(key, value, name=FLAGS[key])
+        if not (key == "folds" and value == AUTO):  # decided from the data (Dataset.folds_for)
+            check_value(key, value, name=FLAGS[key])
     fixed = {k: v for k, v in fixed.items() if k not in space.dimensions}
     name = args.name or f"{space.name}-{args.scheduler}-{args.search}-{time.strftime('%Y%m%d-%H%M%S')}"
     if os.sep in name or name in ("", ".", ".."):
@@ -221,6 +235,8 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         raise InputError("--resume needs the --name of the experiment to continue")
     if not args.resume and folder.exists() and any(folder.iterdir()):
         raise InputError(f"experiment {str(folder)!r} already exists; pass --resume to continue it or choose another --name")
+    if args.resume and fixed.get("folds") == AUTO:  # continue as it was started: auto chose from the same data
+        fixed["folds"] = (_recorded_settings(folder).get("fixed") or {}).get("folds", DEFAULTS["folds"])
     settings = SearchSettings(
         space=space,
         name=name,
@@ -271,13 +287,18 @@ def _check_optuna_storage(args: argparse.Namespace) -> None:
             raise InputError(f"--storage {args.storage!r}: folder {str(folder)!r} does not exist")
 
 
-def _check_same_experiment(settings: SearchSettings, data: dict[str, Any]) -> None:
-    """Refuse to resume an experiment with another space, search or data than it was started with."""
+def _recorded_settings(folder: Path) -> dict[str, Any]:
+    """search.json of the experiment in ``folder``; InputError when there is none to resume."""
     from search.results import SETTINGS_FILE
 
-    path = settings.storage_path / settings.name / SETTINGS_FILE
-    recorded = read_json(path, missing=f"nothing to resume: {str(path.parent)!r} holds no experiment started by search.run",
-                         unreadable=f"cannot read {str(path)!r} to resume")
+    path = folder / SETTINGS_FILE
+    return read_json(path, missing=f"nothing to resume: {str(folder)!r} holds no experiment started by search.run",
+                     unreadable=f"cannot read {str(path)!r} to resume")
+
+
+def _check_same_experiment(settings: SearchSettings, data: dict[str, Any]) -> None:
+    """Refuse to resume an experiment with another space, search or data than it was started with."""
+    recorded = _recorded_settings(settings.storage_path / settings.name)
     current = json.loads(json.dumps(settings.describe(data), default=str))
     for key in ("space", "scheduler", "asha", "search", "num_samples", "fixed", "data"):
         if recorded.get(key) != current.get(key):
@@ -293,12 +314,24 @@ def prepare_inputs(settings: SearchSettings, args: argparse.Namespace) -> tuple[
     for architecture, size in sorted(pairs):  # every architecture x size a trial can have
         check_input_size(architecture, size)
     datasets = load_experiment_data(architectures, options)
-    if settings.fixed.get("folds", 1) > 1:  # enough images of each class for every fold, before Ray starts
-        fold_indices(next(iter(datasets.values())).pooled_labels, settings.fixed["folds"])
     states = {}
     if not args.no_pretrained:
         states = {a: load_pretrained_state(a, args.weights_dir) for a in architectures if get_spec(a).pretrainable}
     return datasets, states, preferred_image_size(options["source"])
+
+
+def with_folds_decided(settings: SearchSettings, datasets: dict[int, Dataset]) -> SearchSettings:
+    """``settings`` whose ``folds`` is a number: ``--folds auto`` decided from the data (Dataset.folds_for).
+
+    InputError when the data has too few images of a class for that many folds: called before Ray starts.
+    """
+    if "folds" not in settings.fixed:
+        return settings
+    dataset = next(iter(datasets.values()))
+    folds = dataset.folds_for(settings.fixed["folds"])
+    if folds > 1:
+        fold_indices(dataset.pooled_labels, folds)
+    return dataclasses.replace(settings, fixed={**settings.fixed, "folds": folds})
 
 
 def data_options(args: argparse.Namespace, space: Space | None = None) -> dict[str, Any]:
@@ -345,6 +378,7 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
     )
     from search.tuner import build_tuner, restore_tuner
 
+    settings = with_folds_decided(settings, datasets)  # as search.json records it, and the trials take it
     if not ray.is_initialized():
         limit_malloc_arenas()  # before Ray's threads start
         with hold_sigint():  # a Ctrl-C while Ray starts takes effect once it has started
@@ -436,11 +470,18 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                   "folder shared by every node of the cluster (a network mount at the same path): trials write "
                   "their checkpoints there", file=sys.stderr)
         datasets, states, source_size = prepare_inputs(settings, args)
-        print(next(iter(datasets.values())).summary())
+        dataset, decided = next(iter(datasets.values())), with_folds_decided(settings, datasets)
+        folds = decided.fixed.get("folds", DEFAULTS["folds"])
+        print(dataset.summary(folds=folds))
+        if settings.fixed.get("folds") == AUTO and folds > 1:
+            print(f"note: validation holds {dataset.val.class_counts()[1]} positive images (under "
+                  f"{FEW_VALIDATION_POSITIVES}), so each trial is judged by {folds}-fold cross-validation over "
+                  f"train+val (--folds auto; about {folds - 1}x the training of --folds 1, which judges on the "
+                  "validation split alone)")
         if settings.gpus_per_trial == AUTO:
-            print(describe_shares(settings.space.dimensions, settings.fixed, gpu_mib=settings.gpu_memory_mib,
+            print(describe_shares(decided.space.dimensions, decided.fixed, gpu_mib=settings.gpu_memory_mib,
                                   source_image_size=source_size))
-        run(settings, datasets=datasets, imagenet_states=states, source_image_size=source_size,
+        run(decided, datasets=datasets, imagenet_states=states, source_image_size=source_size,
             data_options=data_options(args, settings.space), address=args.address, resume=args.resume,
             retry_errored=args.retry_errored, progress_interval_s=args.progress_interval)
         raise_if_interrupted()  # whatever caught the KeyboardInterrupt, a Ctrl-C never ends in status 0

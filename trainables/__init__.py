@@ -7,6 +7,7 @@ from trainables.checkpoints import (
     KEPT_FILE,
     MANIFEST_FILE,
     RESUME_FILE,
+    RESUME_FORMAT,
     CheckpointPolicy,
     RestorePoint,
     asha_rungs,
@@ -15,10 +16,11 @@ from trainables.checkpoints import (
     load_kept,
     load_resume,
     restore_point,
+    read_history,
     restore_points,
     save_checkpoint,
 )
-from trainables.config import DEFAULTS, TrialConfig
+from trainables.config import AUTO, DEFAULTS, TrialConfig
 from trainables.data import DIGITS_IMAGE_SIZE, Dataset, Split, load_datasets, preferred_image_size, resize_images
 from trainables.device import GpuMemoryError, data_device, placement
 from trainables.embedded import PNEUMONIA
@@ -60,9 +62,9 @@ from trainables.train import (
 )
 
 __all__ = [
-    "DEFAULTS", "DIGITS_IMAGE_SIZE", "ENDED_FILE", "EVAL_BATCH_SIZE", "EVERY_EPOCH", "KEPT_FILE", "LR_SCHEDULES",
-    "MANIFEST_FILE", "METRIC_MODES", "OPTIMIZERS", "PNEUMONIA", "RestorePoint", "restore_point", "restore_points",
-    "RESUME_FILE", "TIE_BREAKERS", "asha_rungs", "augment_batch", "average_scores", "BatchLoader",
+    "AUTO", "DEFAULTS", "DIGITS_IMAGE_SIZE", "ENDED_FILE", "EVAL_BATCH_SIZE", "EVERY_EPOCH", "KEPT_FILE", "LR_SCHEDULES",
+    "MANIFEST_FILE", "METRIC_MODES", "OPTIMIZERS", "PNEUMONIA", "RestorePoint", "restore_point", "restore_points", "read_history",
+    "RESUME_FILE", "RESUME_FORMAT", "TIE_BREAKERS", "asha_rungs", "augment_batch", "average_scores", "BatchLoader",
     "check_input_size", "CheckpointPolicy", "classification_metrics", "create_model", "create_strategy", "data_device",
     "delete_checkpoint_file", "Dataset", "EarlyStopping", "FoldRun", "get_spec", "GpuMemory", "GpuMemoryError",
     "GpuRecipe", "guarded_objective", "has_checkpoint_file", "image_size_for", "ImbalanceSetup", "InputError",

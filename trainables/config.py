@@ -13,6 +13,8 @@ from trainables.models import get_spec
 from trainables.optim import LR_SCHEDULES, OPTIMIZERS
 
 
+AUTO = "auto"  # a flag value meaning: decided from the data (--folds) or the GPU (--gpus-per-trial)
+
 DEFAULTS: dict[str, Any] = {
     "architecture": "cnn",
     "strategy": "none",  # imbalance strategy, see trainables.imbalance

@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ from torch import nn
 
 from trainables.checkpoints import (
     EVERY_EPOCH,
+    RESUME_FORMAT,
     CheckpointPolicy,
     RestorePoint,
     checkpoint_folders,
@@ -375,6 +377,7 @@ def fold_metrics(kept: dict[str, Any]) -> list[dict[str, float]]:
 def _resume_state(epoch: int, runs: list[FoldRun]) -> dict[str, Any]:
     """What continues a trial after ``epoch`` with the values it would have had (with its deliverable)."""
     return {
+        "format": RESUME_FORMAT,
         "epoch": epoch,
         "folds": [run.resume_state() for run in runs],
         "torch_rng": torch.get_rng_state(),
@@ -492,21 +495,24 @@ def train_fn(config: dict[str, Any], *, datasets: dict[int, Dataset], imagenet_s
     cap_mib = cap_gpu_memory(resources.get("GPU", 0.0), where.device)
     node_id = ray.get_runtime_context().get_node_id()  # which node of a cluster ran the trial
 
-    def report(metrics: dict[str, float], state: dict[str, Any] | None) -> None:
-        # training_iteration is the epoch: a trial restored from a checkpoint Tune had not recorded
-        # continues at that checkpoint's epoch, where Tune's own count of reports would not be.
-        metrics = {**metrics, "node_id": node_id, "training_iteration": metrics["epoch"]}
-        if state is None:
-            tune.report(metrics)
-            return
-        with tempfile.TemporaryDirectory() as folder:
-            save_checkpoint(folder, kept=state["kept"], resume=state["resume"], result=metrics)
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
-
     point = _restore(tune.get_context().get_storage(), recorded=tune.get_checkpoint())
     if point is not None and point.ended:
         return  # a trial that had ended when the driver died, before Tune's last snapshot said so
     resume_from = point.resume if point is not None else None
+    history = list(point.history) if point is not None else []  # every row so far, carried by each checkpoint
+
+    def report(metrics: dict[str, float], state: dict[str, Any] | None) -> None:
+        # training_iteration is the epoch: a trial restored from a checkpoint Tune had not recorded
+        # continues at that checkpoint's epoch, where Tune's own count of reports would not be.
+        metrics = {**metrics, "node_id": node_id, "training_iteration": metrics["epoch"]}
+        history.append(metrics)
+        if state is None:
+            tune.report(metrics)
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            save_checkpoint(folder, kept=state["kept"], resume=state["resume"], result=metrics, history=history)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
     try:
         run_trial(cfg, datasets[size], report=report, imagenet_state=(imagenet_states or {}).get(cfg.architecture),
                   device=where.device, resume_from=resume_from, started=started, checkpoints=checkpoints)
@@ -541,6 +547,9 @@ def _restore(storage: Any, *, recorded: Any) -> RestorePoint | None:
     # written over. Number on after the newest there is.
     storage.current_checkpoint_index = max(storage.current_checkpoint_index, folders[0][0])
     point = restore_point(fs, trial_path)
+    if point is None:  # the trial's own folders, and what the search's logs forward to the console
+        print(f"{Path(trial_path).name}: none of its {len(folders)} checkpoint folder(s) can be continued (cut short, "
+              "or written by an older version of this project); it starts again from epoch 1", flush=True)
     named = recorded.path.rstrip("/") if recorded is not None else None
     for _, path in folders:
         # Superseded, or cut short by the crash. The folder Tune names stays until Tune names

@@ -1,6 +1,7 @@
 """The CLI: bad input gets one line and exit 2; real Tune runs of the smoke space."""
 
 import contextlib
+import dataclasses
 import json
 import subprocess
 import sys
@@ -11,7 +12,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from search.run import build_parser, data_options, main, prepare_inputs, run, settings_from_args
+from search.results import SETTINGS_FILE, write_json_atomically
+from search.run import (
+    build_parser,
+    data_options,
+    main,
+    prepare_inputs,
+    run,
+    settings_from_args,
+    with_folds_decided,
+)
 from tests.conftest import tiny_dataset
 from trainables import KEPT_FILE, RESUME_FILE, InputError, load_kept
 
@@ -51,6 +61,7 @@ FAST = ["--image-size", "16", "--max-epochs", "2"]  # seconds per trial on a CPU
         (["--gpu-memory-gib", "24"], "--gpu-memory-gib goes with --gpus-per-trial auto"),
         (["--target-recall", "0"], "--target-recall must be a number > 0.0 and <= 1.0; got 0.0"),
         (["--folds", "0"], "--folds must be an integer >= 1; got 0"),
+        (["--folds", "many"], "argument --folds: must be an integer or auto; got 'many'"),
         (["--folds", "1000", "--space", "smoke"], "--folds 1000 needs 2 <= folds <= the images of the smaller class in "
                                                  "train+val (150: 430 negative, 150 positive)"),
     ],
@@ -58,7 +69,8 @@ FAST = ["--image-size", "16", "--max-epochs", "2"]  # seconds per trial on a CPU
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path):
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "trials.csv").write_text("")
-    with pytest.raises(SystemExit) if "invalid choice" in message else contextlib.nullcontext():
+    argparse_error = "invalid choice" in message or message.startswith("argument ")
+    with pytest.raises(SystemExit) if argparse_error else contextlib.nullcontext():
         code = main(["--storage-path", str(tmp_path), *argv])
         assert code == 2
     err = capsys.readouterr().err
@@ -341,3 +353,15 @@ def test_a_cluster_run_says_the_storage_path_must_be_shared(monkeypatch, capsys,
     assert capsys.readouterr().err.splitlines()[0] == (
         f"python -m search.run: note: with --address, --storage-path '{tmp_path}' must be one folder shared by every "
         "node of the cluster (a network mount at the same path): trials write their checkpoints there")
+
+
+def test_folds_auto_is_decided_from_the_data_and_a_resume_keeps_what_the_experiment_started_with(tmp_path):
+    flags = ["--space", "smoke", "--storage-path", str(tmp_path), "--name", "exp"]
+    args = build_parser().parse_args(flags)
+    settings = settings_from_args(args)
+    assert settings.fixed["folds"] == "auto"
+    assert with_folds_decided(settings, {16: tiny_dataset()}).fixed["folds"] == 5  # 6 validation positives
+    assert with_folds_decided(settings, {16: tiny_dataset(n=400, positive=0.5)}).fixed["folds"] == 1  # 100
+    started = dataclasses.replace(settings, fixed={**settings.fixed, "folds": 3})  # as run() records it
+    write_json_atomically(started.describe(data_options(args, started.space)), tmp_path / "exp" / SETTINGS_FILE)
+    assert settings_from_args(build_parser().parse_args(flags + ["--resume"])).fixed["folds"] == 3

@@ -11,6 +11,7 @@ from trainables import (
     KEPT_FILE,
     MANIFEST_FILE,
     RESUME_FILE,
+    RESUME_FORMAT,
     CheckpointPolicy,
     TrialConfig,
     asha_rungs,
@@ -67,11 +68,11 @@ def test_a_checkpoint_before_the_last_epoch_holds_the_resume_state_beside_the_de
     assert "weights" not in resume and "weights" not in resume["folds"][0]  # the kept weights are stored once, in the deliverable
 
 
-def _folder(trial, index, *, epoch, resume=True):
+def _folder(trial, index, *, epoch, resume=True, resume_format=RESUME_FORMAT):
     """A checkpoint folder as Tune leaves it: what save_checkpoint wrote, in the trial's ``checkpoint_<index>``."""
     folder = trial / f"checkpoint_{index:06d}"
     folder.mkdir(parents=True)
-    state = {"epoch": epoch, "model": {"w": torch.full((64,), float(epoch))}}
+    state = {"format": resume_format, "epoch": epoch, "model": {"w": torch.full((64,), float(epoch))}}
     save_checkpoint(folder, kept={"epoch": epoch, "weights": {}, "metrics": {}}, resume=state if resume else None,
                     result={"epoch": epoch, "objective": 0.5})
     return folder
@@ -98,6 +99,13 @@ def test_restore_takes_the_newest_complete_folder_and_skips_those_cut_short(tmp_
     point = restore_point(pyarrow.fs.LocalFileSystem(), str(trial))
     assert point.path == str(trial / "checkpoint_000004")
     assert point.resume["epoch"] == 5 and point.resume["kept"]["epoch"] == 5  # loaded, with its deliverable
+
+
+def test_a_resume_state_written_by_an_older_version_is_not_continued(tmp_path):
+    _folder(tmp_path, 3, epoch=4)
+    _folder(tmp_path, 4, epoch=5, resume_format=None)  # before RESUME_FORMAT: no "folds", a KeyError mid-resume
+    _folder(tmp_path, 5, epoch=6, resume_format=RESUME_FORMAT + 1)
+    assert _points(tmp_path) == [(3, False, 4)]
 
 
 def test_an_ended_trial_is_recognised_by_its_last_folder_even_after_retention_deleted_files(tmp_path):

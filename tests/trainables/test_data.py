@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import make_image_folder, make_npz
-from trainables import InputError, load_datasets
-from trainables.data import fold_indices
+from tests.conftest import make_image_folder, make_npz, tiny_dataset
+from trainables import AUTO, InputError, load_datasets
+from trainables.data import AUTO_FOLDS, fold_indices
 
 
 def test_digits_default_is_binary_with_a_minority_and_stratified():
@@ -230,3 +230,14 @@ def test_dataset_folds_draw_on_train_and_val_only(tiny):
 def test_folds_need_two_and_at_most_the_smaller_class(tiny, k):
     with pytest.raises(InputError, match=f"--folds {k} needs 2 <= folds <= the images of the smaller class"):
         fold_indices(tiny.pooled_labels, k)
+
+
+def test_the_start_notes_few_validation_positives_unless_trials_are_judged_out_of_fold(tiny):
+    assert "note: validation holds 6 positive images" in tiny.summary()
+    assert "note:" not in tiny.summary(folds=3)
+
+
+def test_folds_auto_cross_validates_where_validation_holds_few_positives(tiny):
+    assert tiny.folds_for(AUTO) == AUTO_FOLDS and tiny.folds_for(3) == 3 and tiny.folds_for(1) == 1  # 6 positives
+    assert tiny_dataset(n=400, positive=0.5).folds_for(AUTO) == 1  # 100 validation positives
+    assert tiny_dataset(n=8).folds_for(AUTO) == 3  # 3 positives in train+val: as many folds as that allows

@@ -22,6 +22,7 @@ from trainables import (
     TrialConfig,
     data_device,
     kept_model_from,
+    read_history,
     run_trial,
     save_checkpoint,
     score_split,
@@ -237,11 +238,16 @@ RESTORED = {"max_epochs": 4, "patience": 50, "image_size": 16}
 
 
 def _checkpoint_folders(trial, reports):
-    """Each checkpointed report of a straight run saved as Tune numbers them; the last folder's path."""
-    for index, (metrics, state) in enumerate(r for r in reports if r[1] is not None):
+    """Each checkpointed report of a straight run saved as Tune numbers them, with the rows so far; the last folder."""
+    rows, index = [], 0
+    for metrics, state in reports:
+        rows.append({**metrics, "training_iteration": metrics["epoch"]})
+        if state is None:
+            continue
         folder = trial / f"checkpoint_{index:06d}"
         folder.mkdir(parents=True)
-        save_checkpoint(folder, **state, result={**metrics, "training_iteration": metrics["epoch"]})
+        save_checkpoint(folder, **state, result=rows[-1], history=list(rows))
+        index += 1
     return folder
 
 
@@ -266,6 +272,10 @@ def test_a_restored_trial_continues_from_its_newest_complete_folder_not_from_the
     # The named folder stays for the search to delete once Tune names another; the others are gone.
     assert sorted(p.name for p in trial.iterdir()) == [
         "checkpoint_000000", "checkpoint_000003", "checkpoint_000004", "checkpoint_000005"]
+    # The newest folder carries every row, those before the restore point too (Tune's record may lack them).
+    history = read_history(tune.Checkpoint.from_directory(str(trial / "checkpoint_000005")))
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4]
+    _same([row["val_loss"] for row in history], [m["val_loss"] for m, _ in straight])
 
 
 def test_a_restored_trial_that_had_ended_reports_its_final_result_once_unless_tune_had_it(tmp_path, monkeypatch):
