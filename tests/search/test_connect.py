@@ -96,11 +96,29 @@ def other_head():
         # Its gcs_server, raylet and workers share its process group; `ray stop` would stop every Ray on the machine.
         os.killpg(head.pid, signal.SIGKILL)
         head.wait()
-        left = [pid for pid in _pids_mentioning(temp)]
-        for pid in left:
-            os.kill(pid, signal.SIGKILL)
+        # A killed process keeps its /proc entry until the kernel has torn it down, which takes a moment for
+        # Ray's large address spaces (CI once listed four such); only one that a SIGKILL of its own cannot end leaks.
+        escaped = _wait_gone(temp, seconds=10)
+        for pid in escaped:
+            _kill(pid)
+        left = _wait_gone(temp, seconds=10)
         shutil.rmtree(temp, ignore_errors=True)
-        assert not left, f"processes of the head outlived its process group: {left}"
+        assert not left, f"processes of the head survived SIGKILL: {left}"
+
+
+def _wait_gone(text: str, seconds: float) -> list[int]:
+    """Wait up to ``seconds`` for every live process mentioning ``text`` to end; those still there."""
+    deadline = time.time() + seconds
+    while (left := _pids_mentioning(text)) and time.time() < deadline:
+        time.sleep(0.2)
+    return left
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:  # ended meanwhile
+        pass
 
 
 def _pids_mentioning(text: str) -> list[int]:
