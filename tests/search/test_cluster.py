@@ -18,6 +18,7 @@ def test_smoke_space_runs_on_both_nodes_of_a_two_node_cluster(tmp_path):
     try:
         cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
+        _wait_for_cpus(cluster.address, 2)
         proc = subprocess.run([sys.executable, *SMOKE, "--address", cluster.address, "--storage-path", str(tmp_path)],
                               capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -25,7 +26,20 @@ def test_smoke_space_runs_on_both_nodes_of_a_two_node_cluster(tmp_path):
         cluster.shutdown()
     trials = pd.read_csv(tmp_path / "remote" / "trials.csv")
     assert len(trials) == 4 and (trials["error"].fillna("") == "").all()
-    assert trials["node_id"].nunique() == 2  # each node ran trials
+    assert trials["node_id"].nunique() == 2, proc.stderr[-3000:]  # each node ran trials
+
+
+def _wait_for_cpus(address: str, cpus: int) -> None:
+    """Wait until the cluster's scheduler offers ``cpus`` CPUs.
+
+    A node counts as registered before its resources reach the scheduler's view; in that gap (seconds
+    on a loaded machine) every trial's placement group fits only on the head, and CI once saw all
+    four trials run there. Asked from a process of its own: this one may hold a Ray session already.
+    """
+    script = ("import sys, time, ray; ray.init(address=sys.argv[1], logging_level='ERROR'); deadline = time.time() + 60\n"
+              "while ray.available_resources().get('CPU', 0) < int(sys.argv[2]):\n"
+              "    assert time.time() < deadline, ray.available_resources(); time.sleep(0.2)")
+    subprocess.run([sys.executable, "-c", script, address, str(cpus)], check=True, capture_output=True, timeout=120)
 
 
 # Runs in its own process, so that the token lives only in the head's environment.
