@@ -73,15 +73,21 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, y_score: np.n
 
 
 def operating_point(y_true: np.ndarray, y_score: np.ndarray, *, target_recall: float) -> dict[str, float]:
-    """The highest threshold whose recall reaches ``target_recall``, with the precision and specificity there.
+    """The highest threshold whose recall on new positives reaches ``target_recall``, with precision and specificity.
 
-    A positive is called when ``score >= threshold``. Unlike recall at a 0.5
-    cut, which moves in steps of one positive, specificity at a fixed recall
-    moves in steps of one negative (the larger class), and it cannot be won by
-    calling everything positive.
+    A positive is called when ``score >= threshold``. A new positive,
+    exchangeable with the P it is set on, scores at or above the m-th highest
+    of them with probability m / (P + 1); so the threshold is the m-th highest
+    positive score with m = ceil(target * (P + 1)) (split conformal), not
+    ceil(target * P), which reaches the target on these P but promises about
+    1 / (P + 1) too much on new images (all P when the target is out of reach).
+    Unlike recall at a 0.5 cut, which moves in steps of one positive,
+    specificity at a fixed recall moves in steps of one negative (the larger
+    class), and it cannot be won by calling everything positive.
     """
     thresholds, tps, fps = _counts_above_each_threshold(y_true, y_score)
-    reached = int(np.argmax(tps >= target_recall * tps[-1] - 1e-9))  # the first (highest) threshold that does
+    needed = min(math.ceil(target_recall * (tps[-1] + 1) - 1e-9), tps[-1])
+    reached = int(np.argmax(tps >= needed))  # the first (highest) threshold that does
     return {
         "threshold_at_recall": float(thresholds[reached]),
         "precision_at_recall": float(tps[reached] / (tps[reached] + fps[reached])),

@@ -73,13 +73,15 @@ def test_one_class_leaves_the_ranking_metrics_undefined():
     assert np.isnan(m["auc"]) and np.isnan(m["ap"]) and np.isnan(m["balanced_accuracy"]) and m["accuracy"] == 1.0
 
 
-def test_the_operating_point_is_the_highest_threshold_reaching_the_target_recall():
+def test_the_operating_point_is_the_highest_threshold_reaching_the_target_recall_on_new_positives():
     from sklearn.metrics import precision_score, recall_score
 
     scores = np.array([0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9, 0.95, 0.35])  # positives: 0.8, 0.9, 0.95, 0.35
-    m = classification_metrics(Y_TRUE, scores > 0.5, scores, target_recall=0.75)
-    assert m["threshold_at_recall"] == 0.8  # three of four positives at >= 0.8, none of the negatives
+    m = classification_metrics(Y_TRUE, scores > 0.5, scores, target_recall=0.6)
+    assert m["threshold_at_recall"] == 0.8  # ceil(0.6 x 5) = 3 of the four positives at >= 0.8, none of the negatives
     assert m["precision_at_recall"] == 1.0 and m["specificity_at_recall"] == 1.0
+    # 3 of 4 reach 0.75 on these positives, but a new one beats the third highest only with chance 3/5
+    assert classification_metrics(Y_TRUE, scores > 0.5, scores, target_recall=0.75)["threshold_at_recall"] == 0.35
     full = classification_metrics(Y_TRUE, scores > 0.5, scores, target_recall=1.0)
     called = scores >= full["threshold_at_recall"]
     assert full["threshold_at_recall"] == 0.35 and recall_score(Y_TRUE, called) == 1.0
@@ -93,3 +95,17 @@ def test_score_metrics_are_not_guarded_and_cannot_be_won_by_calling_everything_p
     kw = dict(mode="max", min_balanced_accuracy=0.6)
     assert guarded_objective(constant, metric="val_specificity_at_recall", **kw) == 0.0  # not demoted, still last
     assert guarded_objective(constant, metric="val_recall", **kw) < 0
+
+
+def test_the_operating_point_keeps_its_recall_promise_on_new_positives():
+    """Averaged over many draws of 14 positives, new positives reach the target; the count-on-these rule falls short."""
+    rng = np.random.default_rng(0)
+    target, recalls, plain = 0.9, [], []
+    for _ in range(2000):
+        y_true = np.r_[np.ones(14), np.zeros(40)]
+        y_score = np.r_[rng.normal(1, 1, 14), rng.normal(-1, 1, 40)]
+        threshold = classification_metrics(y_true, y_score > 0, y_score, target_recall=target)["threshold_at_recall"]
+        new_positives = rng.normal(1, 1, 500)
+        recalls.append(np.mean(new_positives >= threshold))
+        plain.append(np.mean(new_positives >= np.sort(y_score[:14])[::-1][int(np.ceil(target * 14)) - 1]))
+    assert np.mean(recalls) >= target > np.mean(plain)
