@@ -19,15 +19,22 @@ epoch, the median epoch-to-epoch jump of validation loss, and the kept
 models' balanced accuracy and AUC on the test split (read here to judge the
 recipe, never by a search).
 
+``--sizes 546 78 156`` draws a stratified set of those split sizes from a
+MedMNIST-style npz (``selection_holdout.with_iid_splits``): the issue's
+780-image ultrasound regime, with 21 minority images in validation, drawn
+from PneumoniaMNIST. ``--architectures`` sets the grid's models.
+
     python benchmarks/collapse_rate.py [--data pneumonia] [--max-epochs 20] [--seeds 2] [--strategies both ...] \
-        [--lr-schedule cosine] [--min-epochs 8] [--min-delta 0.01]
+        [--lr-schedule cosine] [--min-epochs 8] [--min-delta 0.01] [--sizes 546 78 156] [--architectures resnet18]
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -44,6 +51,7 @@ from trainables import (
     run_trial,
     score_split,
 )
+from selection_holdout import with_iid_splits
 from trainables.imbalance import balanced_class_weights, balanced_sample_weights
 
 STUDY_BOTH = "both_as_in_the_study"
@@ -84,13 +92,17 @@ def main() -> None:
     parser.add_argument("--lr-schedule", default=DEFAULTS["lr_schedule"])
     parser.add_argument("--min-epochs", type=int, default=DEFAULTS["min_epochs"])
     parser.add_argument("--min-delta", type=float, default=DEFAULTS["min_delta"])
+    parser.add_argument("--sizes", type=int, nargs=3, metavar=("TRAIN", "VAL", "TEST"))
+    parser.add_argument("--architectures", nargs="+", default=["cnn", "cnn_bn"])
     args = parser.parse_args()
     recipe = {"lr_schedule": args.lr_schedule, "min_epochs": args.min_epochs, "min_delta": args.min_delta}
     print(f"recipe: {recipe}, patience {args.patience}, up to {args.max_epochs} epochs", flush=True)
     torch.set_num_threads(2)
-    dataset = load_datasets(args.data, image_sizes=[args.image_size])[args.image_size]
+    with tempfile.TemporaryDirectory() as tmp:
+        data = str(with_iid_splits(Path(args.data), Path(tmp), 0, tuple(args.sizes))) if args.sizes else args.data
+        dataset = load_datasets(data, image_sizes=[args.image_size])[args.image_size]
     print(dataset.summary(), flush=True)
-    grid = list(itertools.product(("cnn", "cnn_bn"), (1e-3, 1e-4), (False, True), range(args.seeds)))
+    grid = list(itertools.product(args.architectures, (1e-3, 1e-4), (False, True), range(args.seeds)))
     print(f"{'strategy':22s} {'trials':>6s} {'collapsed':>9s} {'kept epoch':>10s} {'earliest':>8s} "
           f"{'loss jump':>9s} {'bal. acc.':>9s} {'AUC':>6s} {'test b.a.':>9s} {'test AUC':>8s} {'s':>5s}")
     strategies = args.strategies or [s for s in list_strategies() if s != STUDY_BOTH] + [STUDY_BOTH]

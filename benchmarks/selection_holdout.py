@@ -64,18 +64,25 @@ def with_small_validation(source: Path, folder: Path, fraction: float, seed: int
     return path
 
 
-def with_iid_splits(source: Path, folder: Path, seed: int) -> Path:
-    """A copy of a MedMNIST-style npz whose splits are drawn again from their pool, stratified, at their sizes."""
+def with_iid_splits(source: Path, folder: Path, seed: int, sizes: tuple[int, int, int] | None = None) -> Path:
+    """A copy of a MedMNIST-style npz whose splits are drawn again from their pool, stratified.
+
+    At their own sizes, or at ``sizes`` (train, val, test), which may leave
+    part of the pool out: a small real set's regime drawn from a large one.
+    """
     with np.load(source) as archive:
         arrays = dict(archive)
     images = np.concatenate([arrays[f"{s}_images"] for s in SPLITS])
     labels = np.concatenate([arrays[f"{s}_labels"].reshape(-1) for s in SPLITS])
-    sizes = [len(arrays[f"{s}_labels"]) for s in SPLITS]
-    rest, test = train_test_split(np.arange(len(labels)), test_size=sizes[2], stratify=labels, random_state=seed)
+    sizes = sizes or tuple(len(arrays[f"{s}_labels"]) for s in SPLITS)
+    pool = np.arange(len(labels))
+    if sum(sizes) < len(labels):
+        pool, _ = train_test_split(pool, train_size=sum(sizes), stratify=labels, random_state=seed)
+    rest, test = train_test_split(pool, test_size=sizes[2], stratify=labels[pool], random_state=seed)
     train, val = train_test_split(rest, test_size=sizes[1], stratify=labels[rest], random_state=seed)
     for split, index in zip(SPLITS, (train, val, test)):
         arrays[f"{split}_images"], arrays[f"{split}_labels"] = images[index], labels[index]
-    path = folder / f"{source.stem}-iid.npz"
+    path = folder / f"{source.stem}-iid{'-'.join(map(str, sizes))}.npz"
     np.savez(path, **arrays)
     return path
 

@@ -119,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=("max", "min"), default=None, help="default: the metric's natural direction")
     p.add_argument("--target-recall", type=float, default=DEFAULTS["target_recall"],
                    help="recall of the operating point: the threshold delivered with the model is the highest whose "
-                        "validation recall reaches it; val_specificity_at_recall and val_precision_at_recall rank at it")
+                        "expected recall on new positives reaches it (set on the validation positives, split conformal); "
+                        "val_specificity_at_recall and val_precision_at_recall rank at it")
     p.add_argument("--min-balanced-accuracy", type=float, default=DEFAULTS["min_balanced_accuracy"],
                    help="degenerate-model guard: trials below it rank after all others (0 disables)")
     p.add_argument("--folds", type=_folds_flag, default=AUTO,
