@@ -13,8 +13,8 @@ it) holds up to four files, because they live for different times:
   has none, and the search deletes it when a scheduler stops the trial.
 - ``manifest.json``: the metrics reported with the checkpoint, every row
   the trial reported up to it (its learning curve: 2.7-3.1 KB an epoch with
-  5 folds, measured on a smoke run), and the size of each file above. A folder whose files do not match it was being copied when
-  the search died.
+  5 folds, measured on a smoke run), and the size of each file above. A
+  folder whose files do not match it was being copied when the search died.
 - ``ended``, empty: written by the search into a trial's last checkpoint when
   the trial ends, before it deletes anything there. The trial is not to train
   again; files missing from the manifest were deleted on purpose.
@@ -186,12 +186,8 @@ def complete_manifest(fs: pyarrow.fs.FileSystem, path: str) -> dict[str, Any] | 
     """
     sizes = {info.base_name: info.size for info in fs.get_file_info(pyarrow.fs.FileSelector(path))
              if info.type == pyarrow.fs.FileType.File}
-    if MANIFEST_FILE not in sizes:
-        return None
-    try:
-        with fs.open_input_stream(f"{path}/{MANIFEST_FILE}") as stream:
-            manifest = json.loads(stream.read())
-    except (OSError, ValueError):  # cut short, should the copy have stopped inside it
+    manifest = _read_manifest(fs, path) if MANIFEST_FILE in sizes else None
+    if manifest is None:
         return None
     marked = ENDED_FILE in sizes
     if not marked and any(sizes.get(name) != size for name, size in manifest["files"].items()):
@@ -231,13 +227,17 @@ def restore_point(fs: pyarrow.fs.FileSystem, trial_path: str) -> RestorePoint | 
 
 def read_history(checkpoint: Checkpoint | None) -> list[dict[str, Any]]:
     """The rows a trial had reported when it wrote ``checkpoint`` (its manifest's); [] when there are none."""
-    if checkpoint is None:
-        return []
+    manifest = _read_manifest(checkpoint.filesystem, checkpoint.path.rstrip("/")) if checkpoint is not None else None
+    return list(manifest.get("history", [])) if manifest is not None else []
+
+
+def _read_manifest(fs: pyarrow.fs.FileSystem, path: str) -> dict[str, Any] | None:
+    """The manifest of the checkpoint folder ``path``; None without one (older experiments) or cut short."""
     try:
-        with checkpoint.filesystem.open_input_stream(f"{checkpoint.path.rstrip('/')}/{MANIFEST_FILE}") as stream:
-            return list(json.loads(stream.read()).get("history", []))
-    except (OSError, ValueError):  # no manifest (older experiments), or one cut short
-        return []
+        with fs.open_input_stream(f"{path}/{MANIFEST_FILE}") as stream:
+            return json.loads(stream.read())
+    except (OSError, ValueError):
+        return None
 
 
 def delete_folder(fs: pyarrow.fs.FileSystem, path: str) -> bool:

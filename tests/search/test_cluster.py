@@ -36,7 +36,8 @@ def _wait_for_cpus(address: str, cpus: int) -> None:
     on a loaded machine) every trial's placement group fits only on the head, and CI once saw all
     four trials run there. Asked from a process of its own: this one may hold a Ray session already.
     """
-    script = ("import sys, time, ray; ray.init(address=sys.argv[1], logging_level='ERROR'); deadline = time.time() + 60\n"
+    script = ("import sys, time, ray; ray.init(address=sys.argv[1], logging_level='ERROR')\n"
+              "deadline = time.time() + 60\n"
               "while ray.available_resources().get('CPU', 0) < int(sys.argv[2]):\n"
               "    assert time.time() < deadline, ray.available_resources(); time.sleep(0.2)")
     subprocess.run([sys.executable, "-c", script, address, str(cpus)], check=True, capture_output=True, timeout=120)
