@@ -19,7 +19,6 @@ from analysis.tables import (
     best_per_group,
     bootstrap_intervals,
     bootstrap_metric,
-    choose_threshold,
     confusion_frame,
     objective_in_words,
     report_frame,
@@ -28,7 +27,7 @@ from analysis.tables import (
 
 __all__ = [
     "Experiment", "ExperimentError", "KeptModel", "Scores", "all_trials_figure", "best_cells", "best_per_group",
-    "bootstrap_intervals", "bootstrap_metric", "build_report", "choose_threshold", "chosen_trials",
+    "bootstrap_intervals", "bootstrap_metric", "build_report", "chosen_trials",
     "confusion_frame", "dimension_importance", "gradcam_figure", "gradcam_maps", "importance_figure",
     "learning_curves_figure", "load_epochs", "load_experiment", "load_kept_model", "load_trials",
     "objective_in_words", "parallel_coordinates_figure", "pareto_figure", "pareto_front", "pick_examples",

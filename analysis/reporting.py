@@ -39,7 +39,6 @@ from analysis.tables import (
     best_per_group,
     bootstrap_intervals,
     bootstrap_metric,
-    choose_threshold,
     confusion_frame,
     objective_in_words,
     report_text,

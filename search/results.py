@@ -1,4 +1,4 @@
-"""What a finished search leaves: ``trials.csv``, a leaderboard, and the chosen config's test score."""
+"""What a finished search leaves of its trials: ``trials.csv``, their ranking and the leaderboard (search.deliverable: the rest)."""
 
 from __future__ import annotations
 
@@ -14,22 +14,12 @@ import numpy as np
 import pandas as pd
 from ray import tune
 
-from trainables import (
-    DEFAULTS,
-    KEPT_FILE,
-    TIE_BREAKERS,
-    Dataset,
-    KeptModel,
-    Scores,
-    average_scores,
-    classification_metrics,
-    has_checkpoint_file,
-    load_kept_model,
-)
+from trainables import DEFAULTS, KEPT_FILE, METRIC_MODES, TIE_BREAKERS, has_checkpoint_file
+from trainables.metrics import guard_acts, passes_guard
+from trainables.classifier import BEST_FILE
 
 OBJECTIVE = "objective"  # the guarded metric every trial reports (see trainables.metrics)
 TRIALS_FILE = "trials.csv"
-BEST_FILE = "best.json"
 SETTINGS_FILE = "search.json"  # how the experiment was run, so that analysis can rebuild its data
 KEPT_TIE_BREAKERS = tuple(f"kept_{k}" for k in TIE_BREAKERS)
 GROUPS = ("config/architecture", "config/strategy", "config/augment")  # the study's comparison
@@ -59,7 +49,7 @@ def trial_row(*, trial_id: str, config: dict[str, Any], metrics: dict[str, Any],
     row["epochs"] = metrics.get("training_iteration", 0)
     row["ended_by"] = ended_by(metrics, errored=bool(error), max_epochs=max_epochs)
     row.update({k: v for k, v in metrics.items() if k == OBJECTIVE or k.startswith("kept_")})
-    row["guard_passed"] = _guard_passed(metrics, config)
+    row["guard_passed"] = _guard_passed(metrics, config, ended=row["ended_by"])
     if "peak_gpu_mem_mib" in metrics:
         row["peak_gpu_mem_mib"] = metrics["peak_gpu_mem_mib"]
     row["weights_kept"] = weights_kept
@@ -91,8 +81,9 @@ def write_csv_atomically(frame: pd.DataFrame, path: Path) -> Path:
 def rank_trials(frame: pd.DataFrame, *, mode: str) -> pd.DataFrame:
     """Trials best first: by objective, ties broken by validation balanced accuracy, then AUC.
 
-    Recall ties are common (several trials find every validation positive);
-    the tie-breakers prefer the one that also gets the negatives right. A tie
+    A trial that failed the degenerate-model guard ranks after every trial
+    that passed it, and a diverged one after those. Recall ties are common
+    (several trials find every validation positive); the tie-breakers prefer the one that also gets the negatives right. A tie
     on all of them goes to the lowest trial id, so that every reader of an
     experiment (this CLI, ``analysis``) picks the same trial. Errored trials
     are left out: their metrics are those of a run cut short, and their kept
@@ -101,11 +92,18 @@ def rank_trials(frame: pd.DataFrame, *, mode: str) -> pd.DataFrame:
     if frame.empty or OBJECTIVE not in frame:
         return frame.head(0)
     frame = frame[~errored(frame)]
+    # Every trial that failed the guard after every one that did not, whatever the metric's scale
+    # (a loss's +2 demotion alone cannot promise that); diverged trials after those.
+    order = pd.DataFrame({"_failed": frame["guard_passed"].eq(False) if "guard_passed" in frame else False,
+                          "_diverged": frame["ended_by"].eq("diverged") if "ended_by" in frame else False},
+                         index=frame.index)
     keys = [k for k in (OBJECTIVE, *KEPT_TIE_BREAKERS) if k in frame]
-    ascending = [mode == "min"] + [False] * (len(keys) - 1)
+    ascending = [True, True, mode == "min"] + [False] * (len(keys) - 1)
+    keys = ["_diverged", "_failed", *keys]
     if "trial_id" in frame:
         keys, ascending = keys + ["trial_id"], ascending + [True]
-    return frame.sort_values(keys, ascending=ascending, na_position="last", kind="stable")
+    ranked = frame.join(order).sort_values(keys, ascending=ascending, na_position="last", kind="stable")
+    return ranked.drop(columns=["_failed", "_diverged"])
 
 
 def best_per_group(trials: pd.DataFrame, *, mode: str = "max", groups: Sequence[str] = GROUPS) -> pd.DataFrame:
@@ -142,80 +140,16 @@ def leaderboard(frame: pd.DataFrame, *, mode: str, top: int = 5) -> pd.DataFrame
     return board.rename(columns=lambda c: c.removeprefix("config/")).reset_index(drop=True)
 
 
-def evaluate_best(results: tune.ResultGrid, frame: pd.DataFrame, datasets: dict[int, Dataset], *,
-                  mode: str, ensemble_top: int = 1) -> dict[str, Any] | None:
-    """Reload the best-ranked trial's kept model and score it once on the test split.
-
-    The choice is made on validation metrics only (:func:`rank_trials`); the
-    test split is touched here, for the chosen configuration alone, to report
-    it. With ``ensemble_top`` > 1, the mean probability of the top trials' kept
-    models is reported beside it (``"ensemble"``), with its own operating
-    threshold set on its validation scores.
-    """
-    ranked = rank_trials(frame.dropna(subset=[OBJECTIVE]) if OBJECTIVE in frame else frame, mode=mode)
-    if ranked.empty:
-        return None
-    by_path = {r.path: r for r in results}
-    best = by_path[ranked["path"].iloc[0]]
-    if best.checkpoint is None:
-        return None
-    kept = load_kept_model(best.checkpoint)
-    scores = kept.scores(datasets[kept.image_size].test)
-    chosen = {
-        "config": kept.config.to_dict(),
-        "trial_path": best.path,
-        "folds": len(kept.models),
-        "val": _kept_metrics(best.metrics, "val_"),
-        **({"out_of_fold": oof} if (oof := _kept_metrics(best.metrics, "oof_")) else {}),
-        "test": classification_metrics(scores.y_true, scores.predictions(), scores.y_score, prefix="test_"),
-        **_at_threshold(scores, kept.threshold),
-    }
-    if ensemble_top > 1:
-        members = [by_path[p] for p in ranked["path"] if has_checkpoint_file(by_path[p].checkpoint, KEPT_FILE)]
-        if len(members) > 1:
-            chosen["ensemble"] = _ensemble_report([load_kept_model(m.checkpoint) for m in members[:ensemble_top]],
-                                                  [m.path for m in members[:ensemble_top]], datasets,
-                                                  target_recall=kept.config.target_recall)
-    return chosen
-
-
-def _kept_metrics(metrics: dict[str, Any], prefix: str) -> dict[str, Any]:
-    """The kept state's metrics whose name starts with ``prefix`` (``val_``, ``oof_``), without ``kept_``."""
-    return {k.removeprefix("kept_"): v for k, v in metrics.items() if k.startswith(f"kept_{prefix}")}
-
-
-def _at_threshold(scores: Scores, threshold: float) -> dict[str, Any]:
-    """The test metrics at the operating threshold delivered with the model (set on validation, applied as is)."""
-    if math.isnan(threshold):
-        return {}
-    return {"operating_threshold": threshold,
-            "test_at_operating_threshold": classification_metrics(scores.y_true, scores.predictions(threshold),
-                                                                  scores.y_score, prefix="test_")}
-
-
-def _ensemble_report(members: list[KeptModel], paths: list[str], datasets: dict[int, Dataset], *,
-                     target_recall: float) -> dict[str, Any]:
-    """The mean probability of several trials' kept models: validation (or out-of-fold) metrics, and test once."""
-    val = average_scores([m.validation_scores(datasets[m.image_size].val) for m in members])
-    test = average_scores([m.scores(datasets[m.image_size].test) for m in members])
-    val_metrics = classification_metrics(val.y_true, val.predictions(), val.y_score, prefix="val_",
-                                         target_recall=target_recall)
-    return {
-        "members": paths,
-        "val": val_metrics,
-        "test": classification_metrics(test.y_true, test.predictions(), test.y_score, prefix="test_"),
-        **_at_threshold(test, val_metrics["val_threshold_at_recall"]),
-    }
-
-
 def objective_in_words(trials: pd.DataFrame, *, min_balanced_accuracy: float | None = None,
                        digits: int = 4) -> pd.Series:
     """The objective as a reader should see it: its value, or why the trial was demoted.
 
     A trial below the degenerate-model guard carries ``metric - 2`` (e.g.
     -1.0) so that it ranks last; shown as a number that reads like a metric.
-    Here it reads ``failed guard: balanced accuracy 0.50 < 0.60``. The floor
-    is ``min_balanced_accuracy``, else the trials' ``config/min_balanced_accuracy``.
+    Here it reads ``failed guard: balanced accuracy 0.50 < 0.60``, only where
+    the guard acted (``guard_passed`` False); a diverged trial reads
+    ``diverged``. The floor is ``min_balanced_accuracy``, else the trials'
+    ``config/min_balanced_accuracy``.
     """
     if "objective" not in trials:
         raise ValueError(f"trials lack column objective; available: {', '.join(map(str, trials.columns))}")
@@ -225,18 +159,29 @@ def objective_in_words(trials: pd.DataFrame, *, min_balanced_accuracy: float | N
             DEFAULTS["min_balanced_accuracy"]
     balanced = trials.get("kept_val_balanced_accuracy", pd.Series(np.nan, index=trials.index))
 
-    def words(objective: float, bal: float, passed: object) -> str:
+    def words(objective: float, bal: float, passed: object, ended: object) -> str:
+        if ended == "diverged":
+            return "diverged (a loss or score that is not finite)"
         if pd.isna(objective):
             return "no epoch reported"
-        failed = passed is False or (pd.isna(passed) and objective < -0.5 and min_balanced_accuracy > 0)
-        if failed:
+        if str(passed) == "False":  # False, numpy's False, or read back from trials.csv
             shown = "?" if pd.isna(bal) else f"{bal:.2f}"
             return f"failed guard: balanced accuracy {shown} < {min_balanced_accuracy:.2f}"
         return f"{objective:.{digits}f}"
 
-    passed = trials["guard_passed"] if "guard_passed" in trials else pd.Series(np.nan, index=trials.index)
-    return pd.Series([words(o, b, p) for o, b, p in zip(trials["objective"], balanced, passed, strict=True)],
+    passed = trials["guard_passed"] if "guard_passed" in trials else pd.Series(None, index=trials.index)
+    ended = trials["ended_by"] if "ended_by" in trials else pd.Series("", index=trials.index)
+    return pd.Series([words(o, b, p, e) for o, b, p, e in zip(trials["objective"], balanced, passed, ended, strict=True)],
                      index=trials.index, name="objective")
+
+
+def guard_in_words(metric: str, mode: str, min_balanced_accuracy: float) -> str:
+    """What the degenerate-model guard does to ``metric``, for the leaderboard's header and the report."""
+    if guard_acts(metric, mode, min_balanced_accuracy):
+        return f"guard: balanced accuracy >= {min_balanced_accuracy}, failures rank last"
+    if min_balanced_accuracy <= 0:
+        return "unguarded (--min-balanced-accuracy 0)"
+    return "no guard needed: a ranking metric, which calling every image positive cannot win"
 
 
 def write_json_atomically(content: dict[str, Any], path: Path) -> Path:
@@ -257,12 +202,17 @@ def ended_by(metrics: dict[str, Any], *, errored: bool, max_epochs: int) -> str:
     return "scheduler"
 
 
-def _guard_passed(metrics: dict[str, Any], config: dict[str, Any]) -> bool | None:
-    """Whether the kept state clears the degenerate-model floor; None before any epoch."""
+def _guard_passed(metrics: dict[str, Any], config: dict[str, Any], *, ended: str) -> bool | None:
+    """Whether the kept state clears the degenerate-model floor; None where the guard does not act (the trial's
+    metric is a ranking metric, the floor is 0, the trial diverged) or before any epoch."""
+    floor = config.get("min_balanced_accuracy", DEFAULTS["min_balanced_accuracy"])
+    metric = config.get("metric", DEFAULTS["metric"])
     balanced = metrics.get("kept_val_balanced_accuracy")
+    if ended == "diverged" or not guard_acts(metric, METRIC_MODES.get(metric, "max"), floor):
+        return None
     if balanced is None or math.isnan(balanced):
         return None
-    return balanced >= config.get("min_balanced_accuracy", DEFAULTS["min_balanced_accuracy"])
+    return passes_guard({"val_balanced_accuracy": balanced}, floor)
 
 
 def _one_line(error: BaseException) -> str:

@@ -371,12 +371,13 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
         BEST_FILE,
         SETTINGS_FILE,
         TRIALS_FILE,
-        evaluate_best,
+        guard_in_words,
         leaderboard,
         trials_frame,
         write_csv_atomically,
         write_json_atomically,
     )
+    from search.deliverable import deliver, delivery_lines
     from search.tuner import build_tuner, restore_tuner
 
     settings = with_folds_decided(settings, datasets)  # as search.json records it, and the trials take it
@@ -421,31 +422,16 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
                            f"(every error is in {folder / TRIALS_FILE})")
     board = leaderboard(frame, mode=settings.mode)
     if not board.empty:
-        print(f"\nBest configurations by {settings.fixed.get('metric', DEFAULTS['metric'])} "
-              f"({'validation' if settings.fixed.get('folds', 1) == 1 else 'mean over folds'}, kept state, "
-              f"guard: balanced accuracy >= {settings.fixed.get('min_balanced_accuracy')}):")
+        metric = settings.fixed.get("metric", DEFAULTS["metric"])
+        guard = guard_in_words(metric, settings.mode,
+                               settings.fixed.get("min_balanced_accuracy", DEFAULTS["min_balanced_accuracy"]))
+        print(f"\nBest configurations by {metric} "
+              f"({'validation' if settings.fixed.get('folds', 1) == 1 else 'mean over folds'}, kept state; {guard}):")
         print(board.to_string(float_format=lambda v: f"{v:.4f}"))
-    best = evaluate_best(results, frame, datasets, mode=settings.mode, ensemble_top=settings.ensemble_top)
+    best = deliver(results, frame, datasets, mode=settings.mode, folder=folder, ensemble_top=settings.ensemble_top)
     if best is not None:
         write_json_atomically(best, folder / BEST_FILE)
-        test = best["test"]
-        judged_on = "validation" if best["folds"] == 1 else f"{best['folds']}-fold cross-validation"
-        print(f"\nChosen on {judged_on}; its test split, touched once"
-              f"{'' if best['folds'] == 1 else ' (the mean probability of its fold models)'}: "
-              f"recall {test['test_recall']:.4f}, "
-              f"precision {test['test_precision']:.4f}, F1 {test['test_f1']:.4f}, AUC {test['test_auc']:.4f} "
-              f"({folder / BEST_FILE})")
-        if "test_at_operating_threshold" in best:
-            at = best["test_at_operating_threshold"]
-            scores = "validation" if best["folds"] == 1 else "out-of-fold"
-            print(f"At its operating threshold {best['operating_threshold']:.4f} (set on {scores} scores for recall "
-                  f">= {best['config']['target_recall']}): test recall {at['test_recall']:.4f}, "
-                  f"precision {at['test_precision']:.4f}, balanced accuracy {at['test_balanced_accuracy']:.4f}")
-        if "ensemble" in best:
-            ensemble = best["ensemble"]
-            print(f"Mean of the top {len(ensemble['members'])} trials' models: validation AUC "
-                  f"{ensemble['val']['val_auc']:.4f}; test recall {ensemble['test']['test_recall']:.4f}, "
-                  f"AUC {ensemble['test']['test_auc']:.4f}")
+        print("\n" + "\n".join(delivery_lines(best, folder / BEST_FILE)))
     return folder
 
 

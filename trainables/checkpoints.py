@@ -134,7 +134,8 @@ def _plain(value: Any) -> Any:
 
 def load_kept(folder: str | Path) -> dict[str, Any]:
     """The deliverable that :func:`save_checkpoint` wrote (FileNotFoundError once retention deleted it)."""
-    return torch.load(Path(folder) / KEPT_FILE, map_location="cpu", weights_only=False)
+    # weights_only: a checkpoint is data (tensors, numbers, strings), never code to unpickle.
+    return torch.load(Path(folder) / KEPT_FILE, map_location="cpu", weights_only=True)
 
 
 def load_resume(folder: str | Path) -> dict[str, Any] | None:
@@ -142,7 +143,7 @@ def load_resume(folder: str | Path) -> dict[str, Any] | None:
     path = Path(folder) / RESUME_FILE
     if not path.exists():
         return None
-    return {**torch.load(path, map_location="cpu", weights_only=False), "kept": load_kept(folder)}
+    return {**torch.load(path, map_location="cpu", weights_only=True), "kept": load_kept(folder)}
 
 
 @dataclass(frozen=True)

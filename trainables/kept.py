@@ -1,8 +1,8 @@
 """The model a trial delivered, rebuilt from its deliverable (``kept.pt``) and scored on any split.
 
 This is the one way the search, the analysis and the benchmarks load and
-score a kept model. A trial with folds delivers one model per fold; the
-delivered model is their mean probability.
+score one trial's kept model. A trial with folds delivers one model per fold;
+its :class:`~trainables.classifier.Classifier` is their mean probability.
 """
 
 from __future__ import annotations
@@ -11,36 +11,47 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-from torch import nn
 
 from trainables.checkpoints import load_kept
+from trainables.classifier import Classifier
 from trainables.config import TrialConfig
 from trainables.data import Split
 from trainables.device import data_device
-from trainables.models import create_model
-from trainables.train import Scores, average_scores, delivered_threshold, kept_weights, pool_scores, score_split
+from trainables.operating import OperatingPoint
+from trainables.train import Scores, pool_scores
 
 
 @dataclass(frozen=True)
 class KeptModel:
-    """A trial's kept model(s) in eval mode, with its config, kept validation metrics and operating threshold."""
+    """A trial's kept model(s) as a :class:`Classifier`, with its config, kept validation metrics and operating point."""
 
-    models: tuple[nn.Module, ...]  # one per fold (one without folds)
+    classifier: Classifier
     config: TrialConfig
-    image_size: int
     metrics: dict[str, float]  # the kept state's validation metrics, as the trial reported them (without kept_)
-    threshold: float  # operating threshold for config.target_recall, set on validation or out-of-fold scores
     out_of_fold: Scores | None = None  # with folds: each fold model's scores on its held-out images, pooled
 
     @property
-    def model(self) -> nn.Module:
-        """The first fold's model: the one model to explain (Grad-CAM) when there are several."""
-        return self.models[0]
+    def image_size(self) -> int:
+        return self.classifier.image_size
+
+    @property
+    def operating_point(self) -> OperatingPoint:
+        return self.classifier.operating_point
+
+    @property
+    def threshold(self) -> float:
+        """The operating threshold delivered with the model (NaN when validation lacked a class)."""
+        return self.classifier.threshold
+
+    @property
+    def folds(self) -> int:
+        return len(self.classifier.members)
 
     def scores(self, split: Split) -> Scores:
         """Positive-class probabilities on ``split``: the mean over the fold models."""
-        return average_scores([score_split(model, self.config, split) for model in self.models])
+        return Scores(split.labels, self.classifier.predict_proba(split.images))
 
     def validation_scores(self, val: Split) -> Scores:
         """The scores the model was judged on: out-of-fold with folds (the val split is in their training), else val's."""
@@ -50,18 +61,13 @@ class KeptModel:
 def kept_model_from(kept: dict[str, Any], device: torch.device | None = None) -> KeptModel:
     """The :class:`KeptModel` of a deliverable (the ``kept`` part of a checkpoint), on ``device`` (default: data_device())."""
     cfg = TrialConfig.from_dict(kept["config"])
-    device = data_device() if device is None else device
-    models = []
-    for weights in kept_weights(kept):
-        model = create_model(cfg.architecture, in_channels=kept["data_channels"], image_size=kept["image_size"],
-                             device=device)
-        model.load_state_dict(weights)
-        models.append(model.eval())
-    metrics = {k: float(v) for k, v in kept["metrics"].items()}
-    threshold = kept.get("threshold", delivered_threshold(metrics))
+    point = kept.get("operating_point")
+    point = OperatingPoint.from_json(point) if point else OperatingPoint(float("nan"), cfg.target_recall, 0, 0, "")
+    classifier = Classifier.from_kept([kept], point, device=data_device() if device is None else device)
     folds = kept.get("fold_scores")
-    out_of_fold = pool_scores([Scores(*pair) for pair in folds]) if folds else None
-    return KeptModel(tuple(models), cfg, int(kept["image_size"]), metrics, float(threshold), out_of_fold)
+    out_of_fold = pool_scores([Scores(*(np.asarray(part) for part in pair)) for pair in folds]) if folds else None
+    metrics = {k: float(v) for k, v in kept["metrics"].items()}
+    return KeptModel(classifier, cfg, metrics, out_of_fold)
 
 
 def load_kept_model(checkpoint: Any, device: torch.device | None = None) -> KeptModel:

@@ -86,13 +86,18 @@ def operating_point(y_true: np.ndarray, y_score: np.ndarray, *, target_recall: f
     class), and it cannot be won by calling everything positive.
     """
     thresholds, tps, fps = _counts_above_each_threshold(y_true, y_score)
-    needed = min(math.ceil(target_recall * (tps[-1] + 1) - 1e-9), tps[-1])
+    needed = conformal_rank(int(tps[-1]), target_recall)
     reached = int(np.argmax(tps >= needed))  # the first (highest) threshold that does
     return {
         "threshold_at_recall": float(thresholds[reached]),
         "precision_at_recall": float(tps[reached] / (tps[reached] + fps[reached])),
         "specificity_at_recall": float(1 - fps[reached] / max(fps[-1], 1)),
     }
+
+
+def conformal_rank(positives: int, target_recall: float) -> int:
+    """m = ceil(target x (P + 1)), at most P: the rank among P positive scores that the operating threshold takes."""
+    return min(math.ceil(target_recall * (positives + 1) - 1e-9), positives)
 
 
 def _counts_above_each_threshold(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -122,22 +127,34 @@ def _ratio(num: float, den: float) -> float:
     return num / den if den else 0.0
 
 
+def guard_acts(metric: str, mode: str, min_balanced_accuracy: float) -> bool:
+    """Whether the degenerate-model guard demotes trials on ``metric``: not for ranking metrics, nor when it is 0."""
+    return min_balanced_accuracy > 0 and metric not in SCORE_METRICS
+
+
+def passes_guard(metrics: dict[str, float], min_balanced_accuracy: float) -> bool:
+    """Whether the validation balanced accuracy clears ``min_balanced_accuracy`` (a NaN one does not)."""
+    balanced = metrics.get("val_balanced_accuracy", math.nan)
+    return not math.isnan(balanced) and balanced >= min_balanced_accuracy
+
+
 def guarded_objective(metrics: dict[str, float], *, metric: str, mode: str, min_balanced_accuracy: float) -> float:
     """The value a search ranks trials by: ``metrics[metric]``, demoted when the model is degenerate.
 
     A model that predicts every image as positive has recall 1.0 and balanced
-    accuracy 0.5. For a metric maximised in [0, 1], a model whose balanced
-    accuracy is below ``min_balanced_accuracy`` scores ``value - GUARD_PENALTY``:
-    still ordered among the failures, but below every model that passes the floor.
-    Metrics minimised (losses) and metrics of the scores' ranking
-    (:data:`SCORE_METRICS`) are not guarded.
+    accuracy 0.5. Where the guard acts (:func:`guard_acts`), a model whose
+    balanced accuracy is below ``min_balanced_accuracy`` scores
+    ``value - GUARD_PENALTY`` (``value + GUARD_PENALTY`` for a loss): still
+    ordered among the failures, and for metrics in [0, 1] below every model
+    that passes; the final ranking (search.results.rank_trials) puts every
+    failure after every pass whatever the metric. Metrics of the scores'
+    ranking (:data:`SCORE_METRICS`) are not guarded: calling everything
+    positive gains nothing on them.
     """
     value = metrics[metric]
-    if mode == "min" or min_balanced_accuracy <= 0 or metric in SCORE_METRICS:
+    if not guard_acts(metric, mode, min_balanced_accuracy) or passes_guard(metrics, min_balanced_accuracy):
         return value
-    balanced = metrics.get("val_balanced_accuracy", math.nan)
-    passes = not math.isnan(balanced) and balanced >= min_balanced_accuracy
-    return value if passes else value - GUARD_PENALTY
+    return value + GUARD_PENALTY if mode == "min" else value - GUARD_PENALTY
 
 
 def worst_objective(mode: str) -> float:

@@ -46,6 +46,7 @@ from trainables.imbalance import create_strategy
 from trainables.loader import BatchLoader
 from trainables.metrics import classification_metrics, guarded_objective, tiebroken_objective, worst_objective
 from trainables.models import create_model, get_spec
+from trainables.operating import set_operating_point
 from trainables.optim import LR_SCHEDULES, OPTIMIZERS
 
 EVAL_BATCH_SIZE = 256  # images per forward pass when evaluating; no effect on results
@@ -165,7 +166,7 @@ class FoldRun:
         self.generator.set_state(state["generator"])
         scores = kept.get("fold_scores")
         self.stopper.restore(state["early_stopping"], kept_weights(kept)[fold], fold_metrics(kept)[fold],
-                             Scores(*scores[fold]) if scores else None)
+                             Scores(*(np.asarray(part) for part in scores[fold])) if scores else None)
 
 
 def fold_seed(seed: int, fold: int) -> int:
@@ -338,17 +339,27 @@ def kept_summary(runs: list[FoldRun], *, target_recall: float) -> dict[str, floa
     return summary
 
 
-def delivered_threshold(metrics: dict[str, float]) -> float:
-    """The operating threshold delivered with a model: set on out-of-fold scores where there are folds, else on val."""
-    return metrics.get("oof_threshold_at_recall", metrics.get("val_threshold_at_recall", math.nan))
+def calibration_scores(runs: list[FoldRun]) -> tuple[Scores, str] | None:
+    """The scores a trial's operating threshold is set on, and their name: pooled out-of-fold, else validation."""
+    parts = held_out_scores(runs)
+    if parts is not None:
+        return pool_scores(parts), "out-of-fold"
+    if len(runs) == 1 and runs[0].stopper.best_scores is not None:
+        return runs[0].stopper.best_scores, "validation"
+    return None
 
 
 def _deliverable(cfg: TrialConfig, dataset: Dataset, runs: list[FoldRun], kept: dict[str, float]) -> dict[str, Any]:
     """What a trial delivers: its kept weights (one set per fold), with what it takes to rebuild and judge them.
 
-    ``kept`` is :func:`kept_summary` of ``runs``, as the epoch reported it.
+    ``kept`` is :func:`kept_summary` of ``runs``, as the epoch reported it;
+    the operating point is set once, here (trainables.operating), on
+    :func:`calibration_scores`.
     """
     parts = held_out_scores(runs)
+    calibration = calibration_scores(runs)
+    point = None if calibration is None else set_operating_point(
+        calibration[0].y_true, calibration[0].y_score, target_recall=cfg.target_recall, scores=calibration[1])
     return {
         "config": cfg.to_dict(),
         "data_channels": dataset.channels,
@@ -356,10 +367,12 @@ def _deliverable(cfg: TrialConfig, dataset: Dataset, runs: list[FoldRun], kept: 
         "epoch": kept_epoch(runs),
         "weights": [run.stopper.best_state for run in runs],
         "metrics": kept,
-        "threshold": delivered_threshold(kept),
+        "operating_point": None if point is None else point.to_json(),
         "fold_metrics": [run.stopper.best_metrics for run in runs],
         # Out-of-fold scores: each fold model's, on its own held-out images at its kept epoch.
-        "fold_scores": None if parts is None else [(part.y_true, part.y_score) for part in parts],
+        # As tensors, which torch.load(weights_only=True) reads back; numpy arrays would need unpickling.
+        "fold_scores": None if parts is None else [(torch.from_numpy(part.y_true), torch.from_numpy(part.y_score))
+                                                   for part in parts],
     }
 
 
