@@ -19,6 +19,7 @@ from ray import tune
 from search.data_record import DATA_FILE
 from search.results import SETTINGS_FILE, trial_row
 from trainables import DEFAULTS, KEPT_FILE, has_checkpoint_file, read_history
+from trainables.classifier import BEST_FILE
 
 
 class ExperimentError(ValueError):
@@ -35,6 +36,7 @@ class Experiment:
     settings: dict[str, Any]  # search.json; empty for an experiment without it
     checkpoints: dict[str, tune.Checkpoint] = field(default_factory=dict)  # trial_id -> latest checkpoint
     data_record: dict[str, Any] | None = None  # data.json: what the data was (None for older experiments)
+    best: dict[str, Any] | None = None  # best.json: the deliverable (search.deliverable); None before the search ended
 
     @property
     def metric(self) -> str:
@@ -74,7 +76,8 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
         if not frame.empty:
             curves.append(frame.assign(trial_id=trial.trial_id))
     epochs = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame()
-    return Experiment(str(path), pd.DataFrame(rows), epochs, settings, checkpoints, _read_json(uri, DATA_FILE))
+    return Experiment(str(path), pd.DataFrame(rows), epochs, settings, checkpoints, _read_json(uri, DATA_FILE),
+                      _read_json(uri, BEST_FILE))
 
 
 def learning_curve(recorded: pd.DataFrame | None, history: list[dict[str, Any]], *,
@@ -119,7 +122,7 @@ def _as_uri(path: str | os.PathLike) -> str:
 
 
 def _read_json(uri: str, name: str) -> dict[str, Any] | None:
-    """A JSON file beside the experiment state (search.json, data.json), read through pyarrow like Ray reads the rest."""
+    """A JSON file beside the experiment state (search.json, data.json, best.json), read through pyarrow like Ray reads the rest."""
     try:
         fs, folder = pyarrow.fs.FileSystem.from_uri(uri)
         with fs.open_input_stream(f"{folder.rstrip('/')}/{name}") as f:

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
 
 from analysis.experiment import ExperimentError
+from search.cli import OneLineParser
 from analysis.reporting import build_report
 from trainables import InputError
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _Parser(prog="python -m analysis.report", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m analysis.report", description=__doc__.splitlines()[0])
     parser.add_argument("experiment", help="experiment folder written by search.run (or a storage URI)")
     parser.add_argument("--out", default=None, help="where to write the report (default: the experiment folder)")
     parser.add_argument("--examples", type=int, default=4, help="Grad-CAM images per row")

@@ -8,19 +8,18 @@ rest is still written.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
+from analysis.delivered import Scored, candidates_section, delivered_section
 from analysis.document import Document
-from analysis.evaluation import Scores, load_kept_model, rebuild_datasets
+from analysis.evaluation import load_kept_model, rebuild_datasets
 from analysis.experiment import Experiment, load_experiment
 from search.data_record import DataChangedError
-from analysis.figures import all_trials_figure, confusion_figure, learning_curves_figure, pr_figure, roc_figure
-from analysis.gradcam import gradcam_figure
+from analysis.figures import all_trials_figure
 from analysis.importance import dimension_importance
 from analysis.study import (
     ARCHITECTURE,
@@ -39,11 +38,9 @@ from analysis.tables import (
     best_per_group,
     bootstrap_intervals,
     bootstrap_metric,
-    confusion_frame,
     objective_in_words,
-    report_text,
 )
-from search.results import rank_trials
+from search.results import guard_in_words
 from trainables import DEFAULTS, PNEUMONIA, Dataset, InputError
 from trainables.data import FEW_VALIDATION_POSITIVES
 
@@ -76,8 +73,8 @@ def build_report(path: str, *, out_dir: str | Path | None = None, examples: int 
         datasets = _rebuild(experiment, scored, problems)
         _comparison_section(doc, experiment, scored)
         _what_mattered_section(doc, experiment, scored, datasets, out, problems, resamples=resamples)
-        chosen = _chosen_models_section(doc, experiment, scored, datasets, out, problems, examples=examples,
-                                        resamples=resamples)
+        chosen = delivered_section(doc, experiment, datasets, out, problems, examples=examples, resamples=resamples)
+        chosen += candidates_section(doc, experiment, scored, datasets, out, problems, resamples=resamples)
         _validation_vs_test_section(doc, chosen, out, resamples=resamples, folds=experiment.folds)
         if not experiment.epochs.empty and "val_recall" in experiment.epochs:
             metric = experiment.metric if experiment.metric in experiment.epochs else "val_recall"
@@ -93,16 +90,6 @@ def build_report(path: str, *, out_dir: str | Path | None = None, examples: int 
     return out
 
 
-def chosen_trials(trials: pd.DataFrame, *, mode: str) -> list[tuple[str, str]]:
-    """(label, trial_id) of the best trial overall and the best of each architecture, by validation."""
-    ranked = rank_trials(trials, mode=mode)
-    chosen = [("best overall", ranked["trial_id"].iloc[0])]
-    if "config/architecture" in ranked:
-        for architecture, group in ranked.groupby("config/architecture", sort=False):
-            chosen.append((f"best {architecture}", group["trial_id"].iloc[0]))
-    return chosen
-
-
 def _settings_section(doc: Document, experiment: Experiment) -> None:
     s = experiment.settings
     trials = experiment.trials
@@ -111,16 +98,16 @@ def _settings_section(doc: Document, experiment: Experiment) -> None:
     doc.heading("Search")
     space = s.get("space", {})
     fixed = s.get("fixed", {})
+    floor = fixed.get("min_balanced_accuracy", DEFAULTS["min_balanced_accuracy"])
     doc.bullets([
         f"experiment: {experiment.path}",
         f"space: {space.get('name', '?')} ({len(trials)} trials), at most {space.get('max_epochs', '?')} epochs each",
         f"scheduler: {s.get('scheduler', '?')}, search: {s.get('search', '?')}",
-        f"metric: {experiment.metric} ({experiment.mode}), guard: validation balanced accuracy >= "
-        f"{fixed.get('min_balanced_accuracy', DEFAULTS['min_balanced_accuracy'])}",
+        f"metric: {experiment.metric} ({experiment.mode}); {guard_in_words(experiment.metric, experiment.mode, floor)}",
         f"data: {_data_name(s.get('data', {}).get('source'))}",
         f"trials: {finished} finished (early stopping {ended.get('patience', 0)}, epoch budget "
         f"{ended.get('max_epochs', 0)}), {ended.get('scheduler', 0)} stopped by the scheduler, "
-        f"{ended.get('error', 0)} errored",
+        f"{ended.get('diverged', 0)} diverged, {ended.get('error', 0)} errored",
     ])
     if not s:
         doc.paragraph("search.json is missing: settings and data options are unknown.")
@@ -238,63 +225,7 @@ def _cell_intervals(cells: pd.DataFrame, experiment: Experiment, datasets: dict[
     return f"bars: 95 % bootstrap intervals over validation images ({resamples} stratified resamples)"
 
 
-def _chosen_models_section(doc: Document, experiment: Experiment, scored: pd.DataFrame,
-                           datasets: dict[int, Dataset] | None, out: Path, problems: list[str], *, examples: int,
-                           resamples: int) -> list[tuple[str, str, Scores, Scores]]:
-    """Each chosen model scored once on test; returns (label, trial_id, validation scores, test scores)."""
-    if datasets is None:
-        return []
-    chosen = chosen_trials(scored, mode=experiment.mode)
-    by_id = scored.set_index("trial_id")
-    class_names = next(iter(datasets.values())).class_names
-    guard = _guard(experiment)
-    scores = []
-    for label, trial_id in chosen:
-        checkpoint = experiment.checkpoints.get(trial_id)
-        if checkpoint is None:
-            problems.append(f"{label} ({trial_id}): no checkpoint, so it is not scored on test")
-            continue
-        try:
-            kept = load_kept_model(checkpoint)
-        except (OSError, KeyError, RuntimeError) as err:  # deleted, truncated or foreign checkpoint
-            problems.append(f"{label} ({trial_id}): checkpoint {checkpoint.path} cannot be read "
-                            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}), "
-                            "so it is not scored on test")
-            continue
-        dataset = datasets[kept.image_size]
-        val, test = kept.validation_scores(dataset.val), kept.scores(dataset.test)
-        scores.append((label, trial_id, val, test))
-        threshold = choose_threshold(val.y_true, val.y_score, metric=experiment.metric, min_balanced_accuracy=guard)
-        slug = label.replace(" ", "_")
-        doc.heading(f"{label.capitalize()}: trial {trial_id}")
-        config = {k.removeprefix("config/"): v for k, v in by_id.loc[trial_id].items() if k.startswith("config/")}
-        doc.paragraph("configuration: " + ", ".join(f"{k}={v}" for k, v in config.items()))
-        _test_tables(doc, test, class_names, threshold, resamples)
-        doc.figure(_save(confusion_figure(test.y_true, test.predictions(), class_names,
-                                          title=f"{label}: test confusion matrix"), out / f"{slug}_confusion.png"),
-                   f"{label}: test confusion matrix (argmax)")
-        curves = {"validation": (val.y_true, val.y_score), "test": (test.y_true, test.y_score)}
-        doc.figure(_save(pr_figure(curves, title=f"{label}: precision-recall"), out / f"{slug}_pr.png"),
-                   f"{label}: precision-recall curves with average precision; dashed: prevalence")
-        doc.figure(_save(roc_figure(curves, title=f"{label}: ROC"), out / f"{slug}_roc.png"),
-                   f"{label}: ROC curves with AUC")
-        epochs = experiment.epochs[experiment.epochs["trial_id"] == trial_id] if not experiment.epochs.empty else None
-        if epochs is not None and len(epochs):
-            doc.figure(_save(learning_curves_figure(epochs, title=f"{label}: learning curves"),
-                             out / f"{slug}_learning_curves.png"), f"{label}: losses and validation recall per epoch")
-        fig = gradcam_figure(kept.model, kept.config, dataset.test, test.predictions(), per_kind=examples,
-                             title=f"{label}: Grad-CAM of the positive class on test images")
-        if fig is None:
-            problems.append(f"{label}: no true positive, false negative or false positive on test for Grad-CAM")
-        else:
-            doc.figure(_save(fig, out / f"{slug}_gradcam.png"),
-                       f"{label}: Grad-CAM ({kept.config.architecture}"
-                       f"{', first fold model' if len(kept.models) > 1 else ''}); "
-                       "rows: true positives, false negatives, false positives")
-    return scores
-
-
-def validation_vs_test(chosen: list[tuple[str, str, Scores, Scores]], *, resamples: int = 1000) -> pd.DataFrame:
+def validation_vs_test(chosen: list[Scored], *, resamples: int = 1000) -> pd.DataFrame:
     """One row per chosen model, metric and split: estimate and 95 % bootstrap interval (argmax decision)."""
     rows = []
     for label, trial_id, val, test in chosen:
@@ -306,7 +237,7 @@ def validation_vs_test(chosen: list[tuple[str, str, Scores, Scores]], *, resampl
     return pd.DataFrame(rows)
 
 
-def _validation_vs_test_section(doc: Document, chosen: list[tuple[str, str, Scores, Scores]], out: Path, *,
+def _validation_vs_test_section(doc: Document, chosen: list[Scored], out: Path, *,
                                 resamples: int, folds: int = 1) -> None:
     if not chosen:
         return
@@ -332,20 +263,6 @@ def _validation_vs_test_section(doc: Document, chosen: list[tuple[str, str, Scor
     doc.table(table.reset_index())
     doc.figure(_save(validation_vs_test_figure(frame), out / "validation_vs_test.png"),
                "validation estimate (circles) next to the test result (squares) of each chosen model")
-
-
-def _test_tables(doc: Document, test: Scores, class_names: Sequence[str], threshold: float | None,
-                 resamples: int) -> None:
-    doc.paragraph("Test split, classification report at the default decision (argmax):")
-    doc.code(report_text(test.y_true, test.predictions(), class_names))
-    doc.table(confusion_frame(test.y_true, test.predictions(), class_names), index=True, digits=0)
-    if threshold is not None:
-        doc.paragraph(f"Test split at the threshold chosen on validation for the metric "
-                      f"(positive when probability >= {threshold:.4f}):")
-        doc.code(report_text(test.y_true, test.predictions(threshold), class_names))
-    intervals = bootstrap_intervals(test.y_true, test.predictions(), test.y_score, n_resamples=resamples)
-    doc.paragraph(f"95 % bootstrap intervals on the test split ({resamples} stratified resamples, argmax decision):")
-    doc.table(intervals, index=True)
 
 
 def _data_name(source: str | None) -> str:

@@ -26,7 +26,7 @@ from ray import tune
 from search.results import OBJECTIVE, rank_trials
 from trainables import KEPT_FILE, Dataset, KeptModel, Scores, average_scores, classification_metrics, \
     has_checkpoint_file, load_kept_model
-from trainables.classifier import Classifier, Ensemble
+from trainables.classifier import Classifier
 from trainables.embedded import PNEUMONIA_SOURCE
 from trainables.operating import OperatingPoint, set_operating_point
 from trainables.uncertainty import bootstrap_metric
@@ -91,19 +91,21 @@ def deliver(results: tune.ResultGrid, frame: pd.DataFrame, datasets: dict[int, D
     return record
 
 
+def calibration_scores(members: Sequence[KeptModel], dataset: Dataset) -> Scores:
+    """The scores a deliverable's operating point is set on: its members' mean validation (out-of-fold) scores."""
+    return average_scores([kept.validation_scores(dataset.val) for kept in members])
+
+
 def _delivered(members: Sequence[tuple[Any, KeptModel]], dataset: Dataset) -> tuple[Classifier, Scores]:
     """The delivered classifier with its operating point, and the scores that point was set on."""
+    calibration = calibration_scores([kept for _, kept in members], dataset)
     if len(members) == 1:
-        kept = members[0][1]
-        return kept.classifier, kept.validation_scores(dataset.val)
-    calibration = average_scores([kept.validation_scores(dataset.val) for _, kept in members])
+        return members[0][1].classifier, calibration
     first = members[0][1]
     on = f"the ensemble's {first.operating_point.scores or 'validation'}"
     point = set_operating_point(calibration.y_true, calibration.y_score, target_recall=first.config.target_recall,
                                 scores=on)
-    parts = [kept.classifier for _, kept in members]
-    module = Ensemble([member for part in parts for member in part.module.members])
-    return Classifier(module, [spec for part in parts for spec in part.members], point), calibration
+    return Classifier.combine([kept.classifier for _, kept in members], point), calibration
 
 
 def _summary(members: Sequence[tuple[Any, KeptModel]]) -> str:
@@ -185,4 +187,4 @@ def delivery_lines(best: dict[str, Any], where: Path) -> list[str]:
     return lines
 
 
-__all__ = ["deliver", "delivery_lines", "estimates", "test_record"]
+__all__ = ["calibration_scores", "deliver", "delivery_lines", "estimates", "test_record"]

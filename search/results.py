@@ -16,7 +16,6 @@ from ray import tune
 
 from trainables import DEFAULTS, KEPT_FILE, METRIC_MODES, TIE_BREAKERS, has_checkpoint_file
 from trainables.metrics import guard_acts, passes_guard
-from trainables.classifier import BEST_FILE
 
 OBJECTIVE = "objective"  # the guarded metric every trial reports (see trainables.metrics)
 TRIALS_FILE = "trials.csv"

@@ -19,9 +19,10 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 from urllib.parse import unquote, urlparse
 
+from search.cli import OneLineParser
 from search.connect import check_address, init_ray, limit_malloc_arenas
 from search.data_record import DATA_FILE, check_same_data, data_record, image_sizes, load_experiment_data
 from search.files import read_json
@@ -86,15 +87,8 @@ class TrialsFailed(Exception):
     """Every trial of the search errored; ``trials.csv`` holds their errors."""
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error as one line, without the usage block."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m search.run", description=__doc__.splitlines()[0],
+    p = OneLineParser(prog="python -m search.run", description=__doc__.splitlines()[0],
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--space", default="quick", help=f"one of {', '.join(list_spaces())}, or a .json space file")
     p.add_argument("--data", default=PNEUMONIA,
@@ -368,7 +362,6 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
     import ray
 
     from search.results import (
-        BEST_FILE,
         SETTINGS_FILE,
         TRIALS_FILE,
         guard_in_words,
@@ -378,6 +371,7 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
         write_json_atomically,
     )
     from search.deliverable import deliver, delivery_lines
+    from trainables.classifier import BEST_FILE
     from search.tuner import build_tuner, restore_tuner
 
     settings = with_folds_decided(settings, datasets)  # as search.json records it, and the trials take it

@@ -206,6 +206,15 @@ class Classifier:
                 specs.append(spec)
         return cls(Ensemble(members), specs, operating_point, card)
 
+    @classmethod
+    def combine(cls, parts: Sequence["Classifier"], operating_point: OperatingPoint,
+                card: dict[str, Any] | None = None) -> "Classifier":
+        """The mean of several classifiers (each one trial's models) as one, at ``operating_point``."""
+        if len(parts) == 1:
+            return cls(parts[0].module, parts[0].members, operating_point, card)
+        module = Ensemble([member for part in parts for member in part.module.members])
+        return cls(module, [spec for part in parts for spec in part.members], operating_point, card)
+
     def save(self, folder: str | Path, card: dict[str, Any]) -> None:
         """Write ``card`` as model.json and the weights as safetensors (the folder :meth:`load` reads)."""
         from safetensors.torch import save_model

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
-import torch
 
-from analysis import gradcam_figure, gradcam_maps, pick_examples
+from analysis import gradcam_figure, pick_examples
 from tests.conftest import tiny_dataset
-from trainables import TrialConfig, create_model, get_spec, run_trial
+from tests.trainables.test_explain import classifier_of
+from trainables import TrialConfig, run_trial
 
 
 @pytest.fixture(scope="module")
@@ -13,25 +13,7 @@ def trained():
     data = tiny_dataset(n=96, size=32)
     cfg = TrialConfig.from_dict({"architecture": "cnn_bn", "max_epochs": 4, "lr": 0.003})
     (run,) = run_trial(cfg, data, report=lambda m, s: None)
-    model = run.model
-    return model.eval(), cfg, data
-
-
-def test_gradcam_has_the_input_size_and_is_not_constant(trained):
-    model, cfg, data = trained
-    x = torch.from_numpy(data.test.images[data.test.labels == 1][:4]).float() / 255
-    maps = gradcam_maps(model, x, get_spec(cfg.architecture).gradcam_layer(model))
-    assert maps.shape == (4, 32, 32)
-    assert maps.min() >= 0 and maps.max() <= 1
-    assert all(m.std() > 0 for m in maps)
-
-
-@pytest.mark.parametrize("name", ["resnet18", "efficientnet_b0"])
-def test_gradcam_layers_of_imagenet_models_give_input_sized_maps(name):
-    torch.manual_seed(0)
-    model = create_model(name, image_size=64).eval()
-    maps = gradcam_maps(model, torch.rand(2, 3, 64, 64), get_spec(name).gradcam_layer(model))
-    assert maps.shape == (2, 64, 64)
+    return classifier_of([run.model.eval()], "cnn_bn"), data
 
 
 def test_examples_are_sorted_into_kinds():
@@ -43,7 +25,7 @@ def test_examples_are_sorted_into_kinds():
 
 
 def test_gradcam_figure_has_a_row_per_kind(trained):
-    model, cfg, data = trained
+    classifier, data = trained
     y_pred = np.where(np.arange(len(data.test)) % 3 == 0, 1 - data.test.labels, data.test.labels)
-    fig = gradcam_figure(model, cfg, data.test, y_pred, title="t", per_kind=3)
+    fig = gradcam_figure(classifier, data.test, y_pred, title="t", per_kind=3)
     assert len(fig.axes) == 9
