@@ -21,7 +21,9 @@ from trainables.checkpoints import (
     save_checkpoint,
 )
 from trainables.config import AUTO, DEFAULTS, TrialConfig
-from trainables.data import DIGITS_IMAGE_SIZE, Dataset, Split, load_datasets, preferred_image_size, resize_images
+from trainables.classifier import Classifier
+from trainables.data import DIGITS_IMAGE_SIZE, Dataset, Split, load_datasets, preferred_image_size
+from trainables.images import resize_images
 from trainables.device import GpuMemoryError, data_device, placement
 from trainables.embedded import PNEUMONIA
 from trainables.errors import InputError
@@ -65,7 +67,7 @@ __all__ = [
     "AUTO", "DEFAULTS", "DIGITS_IMAGE_SIZE", "ENDED_FILE", "EVAL_BATCH_SIZE", "EVERY_EPOCH", "KEPT_FILE", "LR_SCHEDULES",
     "MANIFEST_FILE", "METRIC_MODES", "OPTIMIZERS", "PNEUMONIA", "RestorePoint", "restore_point", "restore_points", "read_history",
     "RESUME_FILE", "RESUME_FORMAT", "TIE_BREAKERS", "asha_rungs", "augment_batch", "average_scores", "BatchLoader",
-    "check_input_size", "CheckpointPolicy", "classification_metrics", "create_model", "create_strategy", "data_device",
+    "check_input_size", "CheckpointPolicy", "Classifier", "classification_metrics", "create_model", "create_strategy", "data_device",
     "delete_checkpoint_file", "Dataset", "EarlyStopping", "FoldRun", "get_spec", "GpuMemory", "GpuMemoryError",
     "GpuRecipe", "guarded_objective", "has_checkpoint_file", "image_size_for", "ImbalanceSetup", "InputError",
     "KeptModel", "kept_model_from", "list_models", "list_strategies", "load_datasets", "load_kept", "load_kept_model", "load_pretrained_state",

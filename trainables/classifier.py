@@ -28,6 +28,7 @@ from torch import nn
 from trainables.checkpoints import load_kept
 from trainables.config import TrialConfig
 from trainables.errors import InputError
+from trainables.images import resize_images
 from trainables.models import create_model, get_spec
 from trainables.operating import OperatingPoint
 
@@ -124,8 +125,8 @@ class Classifier:
         """Positive-class probability of each image: uint8 (0..255) or float (0..1), ``(N, C, H, W)`` or ``(N, H, W)``.
 
         Images of another size are resized as the training data was
-        (trainables.data.resize_images); decode files with
-        trainables.data.read_images.
+        (trainables.images.resize_images); decode files with
+        trainables.images.read_image.
         """
         batch = self.as_input(images)
         out = [self.module(batch[i:i + batch_size].to(self.device)).cpu() for i in range(0, len(batch), batch_size)]
@@ -137,8 +138,6 @@ class Classifier:
 
     def as_input(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
         """``images`` as the ensemble's float ``[N, C, S, S]`` input in [0, 1]; InputError for a shape it cannot take."""
-        from trainables.data import resize_images
-
         x = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
         if x.ndim == 3:
             x = x[:, None]

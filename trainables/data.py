@@ -27,9 +27,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from trainables.embedded import (
@@ -41,9 +38,9 @@ from trainables.embedded import (
 )
 from trainables.config import AUTO
 from trainables.errors import InputError
+from trainables.images import GREY_MODES, IMAGE_EXTENSIONS, UINT16_MAX, decode_image, read_modes, resize_images
 from trainables.identity import NEAR_SEARCH_MAX, DataRecord, content_hashes, find_duplicates, record_of
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"})
 DIGITS_POSITIVE = (3, 5, 8)  # look alike, so the rare class is not trivially separable
 DIGITS_IMAGE_SIZE = 32  # pixels; the smallest size the study's CNN takes (divisible by 16)
 SPLIT_NAMES = ("train", "val", "test")
@@ -55,8 +52,6 @@ AUTO_FOLDS = 5
 # Folds are one fixed partition of train+val, the same for every trial and every run on the same data,
 # so that trials differ by their configuration alone.
 FOLD_SEED = 0
-GREY_MODES = ("1", "L", "I;16", "I;16B", "I;16L", "I;16N", "I", "F")  # Pillow modes of one-channel images
-UINT16_MAX = 65535  # 16-bit pixels are scaled by their bit depth onto 0..255
 ZIP_SIGNATURE = b"PK\x03\x04"  # a .npz is a zip of .npy files
 NPZ_KEYS = tuple(f"{split}_{kind}" for split in SPLIT_NAMES for kind in ("images", "labels"))
 
@@ -226,18 +221,6 @@ def preferred_image_size(source: str | os.PathLike | None) -> int | None:
     if str(source) == PNEUMONIA:
         return PNEUMONIA_IMAGE_SIZE
     return DIGITS_IMAGE_SIZE if source is None or str(source) == "digits" else None
-
-
-def resize_images(images: np.ndarray, size: int) -> np.ndarray:
-    """Resize uint8 ``(n, C, H, W)`` images to ``(n, C, size, size)`` with antialiasing."""
-    if images.shape[-2:] == (size, size):
-        return np.ascontiguousarray(images)
-    out = np.empty((len(images), images.shape[1], size, size), dtype=np.uint8)
-    for start in range(0, len(images), 512):  # bounded float32 memory for large sets
-        chunk = torch.from_numpy(np.ascontiguousarray(images[start : start + 512])).float()
-        resized = F.interpolate(chunk, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        out[start : start + 512] = resized.round_().clamp_(0, 255).to(torch.uint8).numpy()
-    return out
 
 
 # --- sources --------------------------------------------------------------------------
@@ -416,10 +399,10 @@ def _decode_folder(root: Path, sizes: Sequence[int]) -> _Decoded:
         files += found
         labels += [label] * len(found)
     # Keep one channel when every image is greyscale; anything in colour makes all RGB.
-    modes = _read_modes(files)
+    modes = read_modes(files)
     mode = "L" if all(m in GREY_MODES for m in modes) else "RGB"
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        decoded = list(pool.map(lambda f: _decode_image(f, mode, sizes), files))
+        decoded = list(pool.map(lambda f: decode_image(f, mode, sizes), files))
     images = {s: np.stack([d[s] for d in decoded]) for s in sizes}
     return _Decoded(
         images=images,
@@ -428,62 +411,6 @@ def _decode_folder(root: Path, sizes: Sequence[int]) -> _Decoded:
         split_of=None,
         source=str(root),
     )
-
-
-def _read_modes(files: Sequence[Path]) -> list[str]:
-    modes = []
-    for f in files:
-        try:
-            with Image.open(f) as im:
-                modes.append(im.mode)
-        except Image.DecompressionBombError as err:
-            raise InputError(_too_large(f, err)) from None
-        except (UnidentifiedImageError, OSError) as err:
-            raise InputError(f"cannot read image {str(f)!r}: {type(err).__name__}: {err}") from None
-    return modes
-
-
-def _decode_image(path: Path, mode: str, sizes: Sequence[int]) -> dict[int, np.ndarray]:
-    try:
-        with Image.open(path) as im:
-            im.load()
-            im = _as_8bit(im, path).convert(mode)
-    except Image.DecompressionBombError as err:
-        raise InputError(_too_large(path, err)) from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise InputError(f"corrupt image {str(path)!r}: {err}") from None
-    out = {}
-    for s in sizes:
-        arr = np.asarray(im.resize((s, s), Image.Resampling.BILINEAR, reducing_gap=None))
-        out[s] = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-    return out
-
-
-def _as_8bit(im: Image.Image, path: Path) -> Image.Image:
-    """16-bit, 32-bit and float greyscale as 8-bit "L", scaled by bit depth; Pillow's convert would clip.
-
-    Pillow's ``convert("L")`` of a 16-bit PNG keeps values above 255 as 255,
-    which turns most of a real scan white.
-    """
-    if im.mode not in ("I", "F") and not im.mode.startswith("I;16"):
-        return im
-    x = np.asarray(im)
-    if im.mode == "F":
-        if not np.isfinite(x).all():
-            raise InputError(f"image {str(path)!r} has a non-finite pixel; every pixel must be a number")
-        low, high, depth = float(x.min()), float(x.max()), 1.0
-    else:
-        low, high, depth = int(x.min()), int(x.max()), UINT16_MAX
-    if low < 0 or high > depth:
-        expected = "[0, 1] for float images" if im.mode == "F" else f"0..{UINT16_MAX} (16 bits)"
-        raise InputError(f"image {str(path)!r} ({im.mode}) has pixels in [{low:g}, {high:g}]; expected {expected}")
-    scaled = np.round(x.astype(np.float64) * (255.0 / depth)).astype(np.uint8)
-    return Image.fromarray(scaled, mode="L")
-
-
-def _too_large(path: Path, err: Exception) -> str:
-    return (f"image {str(path)!r} is too large to decode: {str(err).strip().rstrip('.')} "
-            f"(Pillow's decompression-bomb guard); resize it")
 
 
 # --- labels and splits ---------------------------------------------------------------
