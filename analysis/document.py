@@ -63,7 +63,7 @@ class Document:
                 out += [f"- {item}" for item in value] + [""]
             elif kind == "table":
                 frame, index, digits = value
-                out += [frame.to_markdown(index=index, floatfmt=f".{digits}f"), ""]
+                out += [_markdown(frame, index=index, digits=digits), ""]
             elif kind == "code":
                 out += ["```", value.rstrip(), "```", ""]
             elif kind == "figure":
@@ -95,3 +95,16 @@ class Document:
                            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
         out.append("</body></html>")
         return "\n".join(out)
+
+
+def _markdown(frame: pd.DataFrame, *, index: bool, digits: int) -> str:
+    """``frame`` as a Markdown table: floats to ``digits`` decimals, every other value as written.
+
+    Nothing is parsed back into a number: tabulate would read a trial id such as
+    ``0e731_00003`` as the float 0 (Python's float() takes the underscore).
+    """
+    shown = frame.copy()
+    for column in shown.columns:
+        if pd.api.types.is_float_dtype(shown[column]):
+            shown[column] = [f"{v:.{digits}f}" if pd.notna(v) else "" for v in shown[column]]
+    return shown.to_markdown(index=index, disable_numparse=True)

@@ -142,6 +142,12 @@ def _comparison_section(doc: Document, experiment: Experiment, scored: pd.DataFr
         table = table.drop(columns=["epochs"]).assign(kept_epoch=kept).rename(
             columns={"kept_epoch": "kept epoch / epochs"})
     doc.table(table.rename(columns=short_name))
+    diverged = scored[scored["ended_by"].eq("diverged")] if "ended_by" in scored else scored.head(0)
+    if len(diverged):
+        named = [", ".join(f"{short_name(c)} {row[c]}" for c in varied) or str(row["trial_id"])
+                 for _, row in diverged.iterrows()]
+        doc.paragraph(f"Diverged ({len(diverged)} of {len(scored)} trials; a loss or score that was not finite, "
+                      f"so they rank last): {'; '.join(named)}.")
 
 
 def _rebuild(experiment: Experiment, scored: pd.DataFrame, problems: list[str]) -> dict[int, Dataset] | None:

@@ -123,14 +123,15 @@ def parallel_coordinates_figure(trials: pd.DataFrame, *, objective: str = "objec
 
     Dimensions (``config/`` columns; default: those the search varied, in
     the order given, e.g. by importance) are categorical axes; lines are
-    coloured by objective. Trials that failed the guard end on a row below
-    the objective axis, in grey, instead of at -1.
+    coloured by objective. Trials that failed the guard or diverged end on a
+    row below the objective axis, in grey, instead of at -1 or -inf.
     """
     require_columns(trials, [objective])
     dims = list(dimensions) if dimensions is not None else varied_dimensions(trials)
     scored = trials.dropna(subset=[objective]).reset_index(drop=True)
     failed = (scored["guard_passed"] == False).to_numpy() if "guard_passed" in scored else scored[objective].lt(-0.5).to_numpy()  # noqa: E712
     values = scored[objective].to_numpy(float)
+    failed = failed | ~np.isfinite(values)  # a diverged trial's -inf sits on the same row, not on the axis
     passing = values[~failed]
     low, high = (passing.min(), passing.max()) if len(passing) else (0.0, 1.0)
     span = high - low if high > low else 1.0
@@ -158,7 +159,7 @@ def parallel_coordinates_figure(trials: pd.DataFrame, *, objective: str = "objec
     for fraction in (0, 0.5, 1):
         ax.text(x_obj + 0.04, fraction, f"{low + fraction * span:.3f}", fontsize=7, va="center")
     if failed.any():
-        ax.text(x_obj + 0.04, GUARD_ROW, "failed guard", fontsize=7, va="center", color="0.4")
+        ax.text(x_obj + 0.04, GUARD_ROW, "failed guard / diverged", fontsize=7, va="center", color="0.4")
     ax.set_xticks(range(len(dims) + 1), [d.removeprefix("config/") for d in dims] + [objective])
     ax.set_yticks([])
     ax.set_xlim(-0.2, x_obj + 0.6)

@@ -168,7 +168,11 @@ def objective_in_words(trials: pd.DataFrame, *, min_balanced_accuracy: float | N
             return f"failed guard: balanced accuracy {shown} < {min_balanced_accuracy:.2f}"
         return f"{objective:.{digits}f}"
 
-    passed = trials["guard_passed"] if "guard_passed" in trials else pd.Series(None, index=trials.index)
+    if "guard_passed" in trials:
+        passed = trials["guard_passed"]
+    else:  # a frame from before guard_passed was recorded: a guarded-out objective is below -0.5
+        passed = pd.Series([False if o < -0.5 and min_balanced_accuracy > 0 else None for o in trials["objective"]],
+                           index=trials.index, dtype=object)
     ended = trials["ended_by"] if "ended_by" in trials else pd.Series("", index=trials.index)
     return pd.Series([words(o, b, p, e) for o, b, p, e in zip(trials["objective"], balanced, passed, ended, strict=True)],
                      index=trials.index, name="objective")

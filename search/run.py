@@ -13,6 +13,7 @@ import dataclasses
 import errno
 import json
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -109,7 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --scheduler asha: each rung keeps the best 1/this of its trials (default 4)")
     p.add_argument("--search", choices=list(SEARCHERS), default="grid", help="grid: every combination; optuna: --num-samples draws")
     p.add_argument("--num-samples", type=int, default=None, help=f"trials Optuna draws (default {DEFAULT_OPTUNA_SAMPLES})")
-    p.add_argument("--metric", choices=list(METRIC_MODES), default=DEFAULTS["metric"], help="validation metric to optimise")
+    p.add_argument("--metric", choices=list(METRIC_MODES), default=DEFAULTS["metric"],
+                   help="validation metric to optimise. The default judges the model where it ships: specificity at "
+                        "its operating threshold. val_recall (recall at 0.5, the study's) reproduces the study but "
+                        "rewards models biased towards the positive class and falls as a model trains, which "
+                        "breaks ASHA")
     p.add_argument("--mode", choices=("max", "min"), default=None, help="default: the metric's natural direction")
     p.add_argument("--target-recall", type=float, default=DEFAULTS["target_recall"],
                    help="recall of the operating point: the threshold delivered with the model is the highest whose "
@@ -357,8 +362,12 @@ def _source(data: str | None) -> str | None:
 
 def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_states: dict[str, dict],
         source_image_size: int | None, data_options: dict[str, Any], address: str | None = None,
-        resume: bool = False, retry_errored: bool = False, progress_interval_s: float = DEFAULT_INTERVAL_S) -> Path:
-    """Run (or resume) the search; write ``trials.csv`` and ``best.json`` in the experiment folder and return it."""
+        resume: bool = False, retry_errored: bool = False, progress_interval_s: float = DEFAULT_INTERVAL_S,
+        command: str | None = None) -> Path:
+    """Run (or resume) the search; write ``trials.csv`` and ``best.json`` in the experiment folder and return it.
+
+    ``command`` is the command line that ran it, recorded in ``best.json`` (and the exported card).
+    """
     import ray
 
     from search.results import (
@@ -424,7 +433,7 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
         print(board.to_string(float_format=lambda v: f"{v:.4f}"))
     best = deliver(results, frame, datasets, mode=settings.mode, folder=folder, ensemble_top=settings.ensemble_top)
     if best is not None:
-        write_json_atomically(best, folder / BEST_FILE)
+        write_json_atomically({**best, "command": command}, folder / BEST_FILE)
         print("\n" + "\n".join(delivery_lines(best, folder / BEST_FILE)))
     return folder
 
@@ -433,10 +442,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     with catch_sigint():
-        return _main(parser, args)
+        return _main(parser, args, command=shlex.join(["python", "-m", "search.run",
+                                                       *(sys.argv[1:] if argv is None else argv)]))
 
 
-def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+def _main(parser: argparse.ArgumentParser, args: argparse.Namespace, *, command: str | None = None) -> int:
     settings = None
     try:
         settings = settings_from_args(args)
@@ -464,7 +474,7 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                                   source_image_size=source_size))
         run(decided, datasets=datasets, imagenet_states=states, source_image_size=source_size,
             data_options=data_options(args, settings.space), address=args.address, resume=args.resume,
-            retry_errored=args.retry_errored, progress_interval_s=args.progress_interval)
+            retry_errored=args.retry_errored, progress_interval_s=args.progress_interval, command=command)
         raise_if_interrupted()  # whatever caught the KeyboardInterrupt, a Ctrl-C never ends in status 0
     except InputError as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)

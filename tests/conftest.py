@@ -64,3 +64,17 @@ def tiny_dataset(*, n: int = 48, size: int = 16, channels: int = 1, positive: fl
 @pytest.fixture
 def tiny() -> Dataset:
     return tiny_dataset()
+
+
+@pytest.fixture(scope="session")
+def smoke_experiment(ray_session, tmp_path_factory):
+    """One real smoke experiment (4 trials, 16 px, 2 epochs), shared by every test of a session that reads one."""
+    from search.run import build_parser, data_options, prepare_inputs, run, settings_from_args
+
+    storage = tmp_path_factory.mktemp("results")
+    args = build_parser().parse_args(["--space", "smoke", "--storage-path", str(storage), "--name", "exp",
+                                      "--image-size", "16", "--max-epochs", "2"])
+    settings = settings_from_args(args)
+    datasets, states, size = prepare_inputs(settings, args)
+    return run(settings, datasets=datasets, imagenet_states=states, source_image_size=size,
+               data_options=data_options(args))

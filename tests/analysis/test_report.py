@@ -99,3 +99,39 @@ def test_the_report_refuses_data_changed_since_the_search(ray_session, tmp_path)
     with pytest.raises(DataChangedError, match=r"is not the data this experiment's search saw: 1 labels changed "
                                                r"\(the first at position 44\)"):  # after 32 train and 12 val images
         build_report(str(folder), out_dir=tmp_path / "report", resamples=50)
+
+
+def test_one_threshold_in_best_json_the_report_and_the_exported_card(smoke_experiment, smoke_report, tmp_path):
+    import json
+
+    from search.export import export
+
+    best = json.loads((smoke_experiment / "best.json").read_text())
+    card = json.loads((export(smoke_experiment, tmp_path / "m", command="test", onnx=False) / "model.json").read_text())
+    threshold = best["operating_point"]["threshold"]
+    assert card["threshold"] == threshold
+    md = (smoke_report / "report.md").read_text()
+    delivered = md.split("## Delivered model")[1].split("\n## ")[0]
+    assert f"positive when probability >= {threshold:.4f}" in delivered
+    assert f"operating threshold {threshold:.4f}" in delivered
+    assert "Test split at 0.5" in delivered and "Grad-CAM" in delivered and "first fold model" not in md
+
+
+def test_a_diverged_trial_is_labelled_and_counted_on_the_console_and_in_the_report(ray_session, tmp_path, capsys):
+    import json
+
+    from search.run import build_parser, data_options, prepare_inputs, run, settings_from_args
+
+    space = tmp_path / "diverge.json"
+    space.write_text(json.dumps({"dimensions": {"architecture": ["cnn"], "lr": [0.001, 1e6], "optimizer": ["sgd"]},
+                                 "max_epochs": 2}))
+    args = build_parser().parse_args(["--space", str(space), "--storage-path", str(tmp_path), "--name", "exp",
+                                      "--image-size", "16"])
+    settings = settings_from_args(args)
+    datasets, states, size = prepare_inputs(settings, args)
+    folder = run(settings, datasets=datasets, imagenet_states=states, source_image_size=size,
+                 data_options=data_options(args))
+    console = capsys.readouterr().out
+    assert "diverged (a loss or score that is not finite)" in console and "failed guard" not in console
+    md = (build_report(str(folder), out_dir=tmp_path / "report", resamples=50) / "report.md").read_text()
+    assert "1 diverged" in md and "Diverged (1 of 2 trials" in md

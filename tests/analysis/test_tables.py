@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from analysis import best_per_group, bootstrap_intervals, choose_threshold, confusion_frame, report_frame, report_text
+from analysis import best_per_group, bootstrap_intervals, confusion_frame, report_frame, report_text
 
 # A fixed prediction set: TP 3, FN 1, FP 2, TN 4.
 Y_TRUE = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 1])
@@ -43,28 +43,6 @@ def test_bootstrap_auc_counts_ties_like_scikit_learn():
     assert intervals.loc["auc", ["low", "high"]].tolist() == [0.5, 0.5]
     separated = bootstrap_intervals(Y_TRUE, Y_TRUE, Y_TRUE.astype(float), n_resamples=50)
     assert separated.loc["auc", ["low", "estimate", "high"]].tolist() == [1.0, 1.0, 1.0]
-
-
-def test_threshold_is_chosen_on_the_labels_it_is_given_and_respects_the_guard():
-    val_true = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 1])
-    val_score = np.array([0.05, 0.1, 0.2, 0.3, 0.35, 0.9, 0.4, 0.6, 0.8, 0.95])
-    threshold = choose_threshold(val_true, val_score, metric="val_recall", min_balanced_accuracy=0.6)
-    # Recall 1.0 needs threshold <= 0.4; the highest such threshold keeps the negatives below it out.
-    assert threshold == 0.4
-    # A test split that would want another threshold cannot move it: only validation is passed in.
-    test_true, test_score = np.array([0, 1, 1, 0]), np.array([0.1, 0.2, 0.3, 0.9])
-    assert choose_threshold(test_true, test_score, metric="val_recall", min_balanced_accuracy=0.0) != threshold
-    # Without a floor, recall would be won by calling everything positive; with it, it cannot.
-    everything = choose_threshold(val_true, val_score, metric="val_recall", min_balanced_accuracy=0.0)
-    assert everything == 0.4  # ties go to the highest threshold, so even unguarded it is not 0.05
-    # Here recall 1.0 needs threshold 0.05, i.e. everything positive (balanced accuracy 0.5).
-    labels, scores = np.array([0, 0, 1, 1]), np.array([0.1, 0.6, 0.05, 0.9])
-    assert choose_threshold(labels, scores, metric="val_recall", min_balanced_accuracy=0.0) == 0.05
-    assert choose_threshold(labels, scores, metric="val_recall", min_balanced_accuracy=0.6) == 0.9
-
-
-def test_threshold_does_not_apply_to_ranking_metrics():
-    assert choose_threshold(Y_TRUE, Y_SCORE, metric="val_auc") is None
 
 
 def test_best_per_group_keeps_one_row_per_group_best_first():

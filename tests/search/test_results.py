@@ -66,3 +66,40 @@ def test_errored_trials_are_left_out_of_the_ranking():
     assert leaderboard(frame, mode="max")["objective"].tolist() == ["1.0000", "failed guard: balanced accuracy 0.55 < 0.60"]
     without_ended_by = frame.drop(columns="ended_by")
     assert rank_trials(without_ended_by, mode="max")["path"].tolist() == ["b", "c"]
+
+
+def _loss_trials() -> pd.DataFrame:
+    """Three trials ranked on val_loss: the lowest loss belongs to a degenerate model (balanced accuracy 0.5)."""
+    from search.results import trial_row
+
+    config = {"metric": "val_loss", "min_balanced_accuracy": 0.6}
+    rows = [trial_row(trial_id=t, config=config, metrics={"objective": obj, "kept_val_loss": loss,
+                                                          "kept_val_balanced_accuracy": bal, "training_iteration": 3,
+                                                          "diverged": diverged},
+                      error="", path=t, max_epochs=3)
+            for t, obj, loss, bal, diverged in (("degenerate", 2.2, 0.2, 0.5, False), ("honest", 0.4, 0.4, 0.8, False),
+                                                ("diverged", float("inf"), float("nan"), float("nan"), True))]
+    return pd.DataFrame(rows)
+
+
+def test_a_trial_that_fails_the_guard_ranks_after_every_trial_that_passes_whatever_the_metric():
+    from trainables import guarded_objective
+
+    assert guarded_objective({"val_loss": 0.2, "val_balanced_accuracy": 0.5}, metric="val_loss", mode="min",
+                             min_balanced_accuracy=0.6) > 2  # demoted for the scheduler too
+    trials = _loss_trials().assign(objective=[0.2, 0.4, float("inf")])  # even with a loss left undemoted
+    assert rank_trials(trials, mode="min")["trial_id"].tolist() == ["honest", "degenerate", "diverged"]
+    words = leaderboard(trials, mode="min")["objective"].tolist()
+    assert words[1] == "failed guard: balanced accuracy 0.50 < 0.60" and words[2].startswith("diverged")
+
+
+def test_the_leaderboard_never_claims_a_guard_that_did_not_act():
+    from search.results import guard_in_words, trial_row
+
+    row = trial_row(trial_id="t", config={"metric": "val_specificity_at_recall", "min_balanced_accuracy": 0.6},
+                    metrics={"objective": 0.9, "kept_val_balanced_accuracy": 0.5, "training_iteration": 1},
+                    error="", path="t", max_epochs=3)
+    assert row["guard_passed"] is None
+    assert leaderboard(pd.DataFrame([row]), mode="max")["objective"].tolist() == ["0.9000"]
+    assert guard_in_words("val_specificity_at_recall", "max", 0.6).startswith("no guard needed")
+    assert guard_in_words("val_loss", "min", 0.6).startswith("guard: balanced accuracy >= 0.6")

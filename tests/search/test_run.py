@@ -112,7 +112,8 @@ def test_grid_search_runs_every_smoke_trial(ray_session, tmp_path):
     best = json.loads((folder / "best.json").read_text())
     assert best["config"]["architecture"] in {"cnn", "cnn_bn"} and 0 <= best["test"]["test_recall"] <= 1
     # The operating threshold travels with the model, as validation set it, and the test report applies it.
-    assert best["operating_threshold"] == best["val"]["val_threshold_at_recall"]
+    assert best["operating_point"]["threshold"] == best["val"]["val_threshold_at_recall"]
+    assert best["operating_point"]["scores"] == "validation" and best["deliverable"]["kind"] == "trial"
     assert 0 <= best["test_at_operating_threshold"]["test_recall"] <= 1
     recorded = json.loads((folder / "search.json").read_text())
     assert recorded["space"]["name"] == "smoke" and recorded["data"]["image_size"] == 16
@@ -124,7 +125,9 @@ def test_cross_validated_search_ranks_fold_means_and_delivers_the_fold_models_me
     best = json.loads((folder / "best.json").read_text())
     assert best["folds"] == 2 and best["config"]["folds"] == 2
     # The operating threshold is set on the out-of-fold scores: the validation split is in the fold models' training.
-    assert best["operating_threshold"] == best["out_of_fold"]["oof_threshold_at_recall"]
+    assert best["operating_point"]["threshold"] == best["out_of_fold"]["oof_threshold_at_recall"]
+    # ... on every train+val positive of the embedded set (100 + 50), each scored by the fold model that did not train on it.
+    assert best["operating_point"]["positives"] == best["estimates"]["positives"] == 150
     chosen = trials[trials["path"] == best["trial_path"]].iloc[0]
     assert chosen["kept_val_recall"] == best["val"]["val_recall"]  # ranked on the fold mean
 
@@ -174,7 +177,10 @@ def test_the_ensemble_of_the_top_trials_is_reported_beside_the_best(ray_session,
     ensemble = best["ensemble"]
     assert len(ensemble["members"]) == 3 and ensemble["members"][0] == best["trial_path"]
     assert 0 <= ensemble["test"]["test_auc"] <= 1 and 0 <= ensemble["val"]["val_auc"] <= 1
-    assert ensemble["operating_threshold"] == ensemble["val"]["val_threshold_at_recall"]
+    # The ensemble is the deliverable: its threshold is set on its own validation scores, and its test is the result.
+    assert best["deliverable"]["kind"] == "ensemble" and len(best["deliverable"]["members"]) == 3
+    assert best["operating_point"]["threshold"] == ensemble["val"]["val_threshold_at_recall"]
+    assert best["operating_point"]["scores"] == "the ensemble's validation"
 
 
 def test_the_test_split_cannot_change_the_choice(ray_session, tmp_path):
