@@ -330,7 +330,7 @@ def with_folds_decided(settings: SearchSettings, datasets: dict[int, Dataset]) -
     dataset = next(iter(datasets.values()))
     folds = dataset.folds_for(settings.fixed["folds"])
     if folds > 1:
-        fold_indices(dataset.pooled_labels, folds)
+        fold_indices(dataset.train.labels, folds)
     return dataclasses.replace(settings, fixed={**settings.fixed, "folds": folds})
 
 

@@ -61,8 +61,9 @@ MANIFEST_FILE = "manifest.json"
 ENDED_FILE = "ended"
 FOLDER_PREFIX = "checkpoint_"  # Tune's name for a trial's checkpoint folders: checkpoint_000012
 # The layout of resume.pt. Raise it when the layout changes: a trial finds a resume state of another
-# layout unusable and starts again from its first epoch (a KeyError mid-resume otherwise). 2: per fold.
-RESUME_FORMAT = 2
+# layout unusable and starts again from its first epoch (a KeyError mid-resume otherwise). 2: per fold;
+# 3: folds over the train split, each fold model's scores on the validation (calibration) split kept.
+RESUME_FORMAT = 3
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ FEW_VALIDATION_POSITIVES = 50  # below this, the run's start says validation met
 # chosen model's test recall fell 0.07-0.23 short of its estimate; judged by 3-fold cross-validation, it came
 # within 0.012 (benchmarks/selection_holdout.py --splits iid, docs/benchmarks.md).
 AUTO_FOLDS = 5
-# Folds are one fixed partition of train+val, the same for every trial and every run on the same data,
+# Folds are one fixed partition of the train split, the same for every trial and every run on the same data,
 # so that trials differ by their configuration alone.
 FOLD_SEED = 0
 ZIP_SIGNATURE = b"PK\x03\x04"  # a .npz is a zip of .npy files
@@ -97,35 +97,33 @@ class Dataset:
         return getattr(self, name)
 
     def folds(self, k: int) -> list[tuple[Split, Split]]:
-        """``k`` stratified (train, validation) pairs over train+val; the test split takes no part.
+        """``k`` stratified (train, held-out) pairs over the train split; validation and test take no part.
 
-        ``k`` = 1 is the data's own pair, (train, val).
+        ``k`` = 1 is the data's own pair, (train, val). With folds the
+        validation split is the calibration split: no fold model trains on it,
+        stops on it or is chosen on it, so the fold ensemble's scores there are
+        exchangeable with new images', and its operating threshold is set on them.
         """
         if k == 1:
             return [(self.train, self.val)]
-        images, labels = np.concatenate([self.train.images, self.val.images]), self.pooled_labels
+        images, labels = self.train.images, self.train.labels
         return [(Split(images[fit], labels[fit]), Split(images[held], labels[held]))
                 for fit, held in fold_indices(labels, k)]
 
     def folds_for(self, requested: int | str) -> int:
         """K of ``--folds``: an integer as given; ``auto``: :data:`AUTO_FOLDS` when validation holds fewer than
-        :data:`FEW_VALIDATION_POSITIVES` positives (at most the smaller class of train+val), else 1."""
+        :data:`FEW_VALIDATION_POSITIVES` positives (at most the smaller class of train), else 1."""
         if requested != AUTO:
             return int(requested)
         if self.val.class_counts()[1] >= FEW_VALIDATION_POSITIVES:
             return 1
-        smaller = int(np.bincount(self.pooled_labels, minlength=2).min())
+        smaller = min(self.train.class_counts())
         return min(AUTO_FOLDS, smaller) if smaller >= 2 else 1
-
-    @property
-    def pooled_labels(self) -> np.ndarray:
-        """Labels of train then val: what folds partition."""
-        return np.concatenate([self.train.labels, self.val.labels])
 
     def summary(self, folds: int = 1) -> str:
         """The splits with their class counts, the duplicates, and a note when trials judged on val see few positives.
 
-        With ``folds`` > 1 trials are judged out-of-fold on all of train+val, so the note is not given.
+        With ``folds`` > 1 trials are judged out-of-fold on all of train, so the note is not given.
         """
         parts = []
         for name in SPLIT_NAMES:
@@ -140,7 +138,7 @@ class Dataset:
             lines.append(f"note: validation holds {positives} positive images, so recall at a 0.5 cut moves in steps "
                          f"of 1/{positives} and the best of many trials on it is mostly luck, as is a threshold set on "
                          f"them; --folds {self.folds_for(AUTO)} (what --folds auto chooses here) judges every trial "
-                         "on all of train+val instead")
+                         "out-of-fold on all of train instead, and sets the threshold on the validation split, which no fold model trains on")
         return "\n".join(lines)
 
 
@@ -464,7 +462,7 @@ def fold_indices(labels: np.ndarray, k: int, *, seed: int = FOLD_SEED) -> list[t
     """Stratified, seeded, disjoint (fit, held-out) index pairs whose held-out parts cover ``labels`` once."""
     counts = np.bincount(labels, minlength=2)
     if not 2 <= k <= counts.min():
-        raise InputError(f"--folds {k} needs 2 <= folds <= the images of the smaller class in train+val "
+        raise InputError(f"--folds {k} needs 2 <= folds <= the images of the smaller class in train "
                          f"({counts.min()}: {counts[0]} negative, {counts[1]} positive)")
     folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     return [(np.sort(fit), np.sort(held)) for fit, held in folds.split(np.zeros(len(labels)), labels)]

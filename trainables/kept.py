@@ -54,8 +54,8 @@ class KeptModel:
         return Scores(split.labels, self.classifier.predict_proba(split.images))
 
     def validation_scores(self, val: Split) -> Scores:
-        """The scores the model was judged on: out-of-fold with folds (the val split is in their training), else val's."""
-        return self.out_of_fold if self.out_of_fold is not None else self.scores(val)
+        """Its scores on the validation split, where its operating point was set (with folds, none trained on it)."""
+        return self.scores(val)
 
 
 def kept_model_from(kept: dict[str, Any], device: torch.device | None = None) -> KeptModel:

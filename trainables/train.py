@@ -139,6 +139,10 @@ class FoldRun:
     generator: torch.Generator  # batch order, oversampling, augmentation
     train_loader: BatchLoader
     val_loader: BatchLoader
+    # With folds: the validation split, which this fold's model neither trains nor stops on; its scores there at
+    # the kept epoch, averaged over the folds, are the fold ensemble's scores that set its operating threshold.
+    calibration_loader: BatchLoader | None = None
+    calibration_scores: Scores | None = None
 
     def epoch(self, epoch: int, where: Placement, target_recall: float) -> dict[str, float] | None:
         """Train one epoch and judge it; its validation metrics, or None when a loss or score is not finite."""
@@ -149,7 +153,8 @@ class FoldRun:
             return None
         metrics = {"val_loss": val_loss, **classification_metrics(
             scores.y_true, scores.predictions(), scores.y_score, prefix="val_", target_recall=target_recall)}
-        self.stopper.step(epoch, val_loss, self.model, metrics, scores)
+        if self.stopper.step(epoch, val_loss, self.model, metrics, scores) and self.calibration_loader is not None:
+            self.calibration_scores = evaluate(self.model, self.calibration_loader, where)[1]
         return {"train_loss": train_loss, **metrics}
 
     def resume_state(self) -> dict[str, Any]:
@@ -164,9 +169,11 @@ class FoldRun:
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["lr_schedule"])
         self.generator.set_state(state["generator"])
-        scores = kept.get("fold_scores")
+        scores, calibration = kept.get("fold_scores"), kept.get("calibration_scores")
         self.stopper.restore(state["early_stopping"], kept_weights(kept)[fold], fold_metrics(kept)[fold],
                              Scores(*(np.asarray(part) for part in scores[fold])) if scores else None)
+        if calibration:
+            self.calibration_scores = Scores(np.asarray(calibration[fold][0]), np.asarray(calibration[fold][1]))
 
 
 def fold_seed(seed: int, fold: int) -> int:
@@ -175,8 +182,8 @@ def fold_seed(seed: int, fold: int) -> int:
 
 
 def start_fold(cfg: TrialConfig, train: Split, val: Split, *, fold: int, where: Placement,
-               imagenet_state: dict[str, torch.Tensor] | None) -> FoldRun:
-    """A fresh seeded model, optimiser, schedule and loaders for one fold."""
+               imagenet_state: dict[str, torch.Tensor] | None, calibration: Split | None = None) -> FoldRun:
+    """A fresh seeded model, optimiser, schedule and loaders for one fold (``calibration``: with folds, the val split)."""
     seed = fold_seed(cfg.seed, fold)
     torch.manual_seed(seed)  # model initialisation and dropout, on every device
     generator = torch.Generator().manual_seed(seed)
@@ -199,6 +206,8 @@ def start_fold(cfg: TrialConfig, train: Split, val: Split, *, fold: int, where: 
         train_loader=make_loader(train, cfg, batch_size=cfg.batch_size, where=where, generator=generator,
                                  train=True, sample_weights=setup.sample_weights),
         val_loader=make_loader(val, cfg, batch_size=EVAL_BATCH_SIZE, where=where),
+        calibration_loader=None if calibration is None else make_loader(calibration, cfg, batch_size=EVAL_BATCH_SIZE,
+                                                                        where=where),
     )
 
 
@@ -230,16 +239,19 @@ def run_trial(
     trial as ``diverged``, with the worst objective.
 
     With ``cfg.folds`` = k > 1 the trial trains k models on the stratified
-    folds of train+val (:meth:`Dataset.folds`), epoch by epoch together; each
+    folds of the train split (:meth:`Dataset.folds`), epoch by epoch together; each
     stops on its own patience. Every validation metric is reported as the
     mean over folds (the objective ranks that mean) with its standard error
     (``..._se``), and the kept models' pooled out-of-fold scores give the
-    ``oof_`` metrics and the operating threshold.
+    ``oof_`` metrics. The validation split stays out of the folds: the mean of
+    the kept fold models (the model as delivered) is scored there, and its
+    operating threshold is set on those scores (:func:`calibration_scores`).
     """
     started = time.perf_counter() if started is None else started
     where = placement(cfg.architecture, dataset.image_size, device)
     reset_peak_memory(where.device)
-    runs = [start_fold(cfg, train, val, fold=i, where=where, imagenet_state=imagenet_state)
+    calibration = dataset.val if cfg.folds > 1 else None
+    runs = [start_fold(cfg, train, val, fold=i, where=where, imagenet_state=imagenet_state, calibration=calibration)
             for i, (train, val) in enumerate(dataset.folds(cfg.folds))]
     first_epoch = 1
     if resume_from is not None:
@@ -322,7 +334,7 @@ def held_out_scores(runs: list[FoldRun]) -> list[Scores] | None:
 
 
 def pool_scores(parts: list[Scores]) -> Scores:
-    """Scores of disjoint sets of images as one set: the folds' held-out scores pooled cover train+val once."""
+    """Scores of disjoint sets of images as one set: the folds' held-out scores pooled cover the train split once."""
     return Scores(np.concatenate([part.y_true for part in parts]), np.concatenate([part.y_score for part in parts]))
 
 
@@ -340,11 +352,17 @@ def kept_summary(runs: list[FoldRun], *, target_recall: float) -> dict[str, floa
 
 
 def calibration_scores(runs: list[FoldRun]) -> tuple[Scores, str] | None:
-    """The scores a trial's operating threshold is set on, and their name: pooled out-of-fold, else validation."""
-    parts = held_out_scores(runs)
-    if parts is not None:
-        return pool_scores(parts), "out-of-fold"
-    if len(runs) == 1 and runs[0].stopper.best_scores is not None:
+    """The scores a trial's operating threshold is set on, and their name.
+
+    With folds, the fold ensemble's (the mean of the kept fold models') on the
+    validation split, which none of them trained or stopped on: the model as
+    delivered, on images like new ones. Without, the model's validation scores.
+    """
+    if len(runs) > 1:
+        parts = [run.calibration_scores for run in runs]
+        return (None if any(p is None for p in parts) else
+                (average_scores(parts), "the fold ensemble's validation"))
+    if runs[0].stopper.best_scores is not None:
         return runs[0].stopper.best_scores, "validation"
     return None
 
@@ -373,6 +391,10 @@ def _deliverable(cfg: TrialConfig, dataset: Dataset, runs: list[FoldRun], kept: 
         # As tensors, which torch.load(weights_only=True) reads back; numpy arrays would need unpickling.
         "fold_scores": None if parts is None else [(torch.from_numpy(part.y_true), torch.from_numpy(part.y_score))
                                                    for part in parts],
+        # With folds: each fold model's scores on the validation split at its kept epoch (calibration_scores).
+        "calibration_scores": None if len(runs) == 1 or any(run.calibration_scores is None for run in runs) else [
+            (torch.from_numpy(run.calibration_scores.y_true), torch.from_numpy(run.calibration_scores.y_score))
+            for run in runs],
     }
 
 

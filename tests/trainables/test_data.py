@@ -216,20 +216,20 @@ def test_folds_are_stratified_disjoint_and_cover_train_and_val_once():
     assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(folds, again))  # seeded: the same for every trial
 
 
-def test_dataset_folds_draw_on_train_and_val_only(tiny):
+def test_dataset_folds_draw_on_train_only(tiny):
+    """Validation is the fold ensemble's calibration split and test the final judge: neither is in a fold."""
     folds = tiny.folds(3)
     held_images = np.concatenate([val.images for _, val in folds])
-    pooled = np.concatenate([tiny.train.images, tiny.val.images])
-    assert sorted(map(bytes, held_images)) == sorted(map(bytes, pooled))
-    test_rows = set(map(bytes, tiny.test.images))
-    assert not any(bytes(image) in test_rows for fit, val in folds for image in [*fit.images, *val.images])
+    assert sorted(map(bytes, held_images)) == sorted(map(bytes, tiny.train.images))
+    kept_out = set(map(bytes, tiny.test.images)) | set(map(bytes, tiny.val.images))
+    assert not any(bytes(image) in kept_out for fit, val in folds for image in [*fit.images, *val.images])
     assert tiny.folds(1) == [(tiny.train, tiny.val)]
 
 
 @pytest.mark.parametrize("k", [1, 19])
 def test_folds_need_two_and_at_most_the_smaller_class(tiny, k):
     with pytest.raises(InputError, match=f"--folds {k} needs 2 <= folds <= the images of the smaller class"):
-        fold_indices(tiny.pooled_labels, k)
+        fold_indices(tiny.train.labels, k)
 
 
 def test_the_start_notes_few_validation_positives_unless_trials_are_judged_out_of_fold(tiny):
@@ -240,4 +240,4 @@ def test_the_start_notes_few_validation_positives_unless_trials_are_judged_out_o
 def test_folds_auto_cross_validates_where_validation_holds_few_positives(tiny):
     assert tiny.folds_for(AUTO) == AUTO_FOLDS and tiny.folds_for(3) == 3 and tiny.folds_for(1) == 1  # 6 positives
     assert tiny_dataset(n=400, positive=0.5).folds_for(AUTO) == 1  # 100 validation positives
-    assert tiny_dataset(n=8).folds_for(AUTO) == 3  # 3 positives in train+val: as many folds as that allows
+    assert tiny_dataset(n=8).folds_for(AUTO) == 2  # 2 positives in train: as many folds as that allows

@@ -28,6 +28,7 @@ from trainables import (
     score_split,
     train_fn,
 )
+from trainables.metrics import operating_point
 
 # On the CPU a run repeats bit for bit. GPU kernels (cuDNN's autotuned choices, atomics in
 # backward passes) may differ in the last bits between runs, so there values are compared closely.
@@ -165,11 +166,16 @@ def test_a_trial_with_folds_reports_fold_means_and_errors_and_delivers_every_fol
     assert metrics["objective"] == metrics["kept_val_recall"] or metrics["objective"] < 0  # the fold mean, guarded
 
     kept = state["kept"]
-    assert len(kept["weights"]) == 3 and kept["threshold"] == metrics["kept_oof_threshold_at_recall"]
+    assert len(kept["weights"]) == 3
     delivered = kept_model_from(kept)
-    # Out-of-fold: every train+val image scored once, by the one fold model that did not train on it.
-    assert sorted(delivered.out_of_fold.y_true) == sorted(data.pooled_labels)
-    assert delivered.validation_scores(data.val) is delivered.out_of_fold
+    # Out-of-fold: every train image scored once, by the one fold model that did not train on it.
+    assert sorted(delivered.out_of_fold.y_true) == sorted(data.train.labels)
+    # The threshold is the fold ensemble's, set on the validation split that no fold model trained or stopped on.
+    ensemble = delivered.validation_scores(data.val)
+    assert delivered.operating_point.scores == "the fold ensemble's validation"
+    assert delivered.operating_point.positives == data.val.class_counts()[1]
+    assert delivered.threshold == operating_point(ensemble.y_true, ensemble.y_score, target_recall=0.9)[
+        "threshold_at_recall"]
     each = [score_split(run.model.eval(), cfg, data.test).y_score for run in runs]
     _same(delivered.scores(data.test).y_score.tolist(), np.mean(each, axis=0).tolist())
 
