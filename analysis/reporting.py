@@ -252,8 +252,9 @@ def _validation_vs_test_section(doc: Document, chosen: list[Scored], out: Path, 
     doc.paragraph("Each chosen model was picked on validation; its test result is the honest one. A gap wider than "
                   "the intervals means the validation estimate was optimistic (the best of many trials on one split).")
     if folds > 1:
-        doc.paragraph(f"Validation here is out-of-fold: every train+val image scored by the one of the {folds} fold "
-                      "models that did not train on it; test is scored by the mean of the fold models.")
+        doc.paragraph(f"Trials were judged out-of-fold over the train split ({folds} folds); validation here is the "
+                      "mean of the fold models (as delivered) on the validation split, which none of them trained "
+                      "on, and test is scored by that same mean.")
     positives = int(frame.loc[frame["split"] == "validation", "positives"].min())
     if positives < FEW_VALIDATION_POSITIVES:
         doc.paragraph(f"Warning: the validation split holds only {positives} minority examples (fewer than "

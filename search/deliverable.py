@@ -24,8 +24,16 @@ import pandas as pd
 from ray import tune
 
 from search.results import OBJECTIVE, rank_trials
-from trainables import KEPT_FILE, Dataset, KeptModel, Scores, average_scores, classification_metrics, \
-    has_checkpoint_file, load_kept_model
+from trainables import (
+    KEPT_FILE,
+    Dataset,
+    KeptModel,
+    Scores,
+    average_scores,
+    classification_metrics,
+    has_checkpoint_file,
+    load_kept_model,
+)
 from trainables.classifier import Classifier
 from trainables.embedded import PNEUMONIA_SOURCE
 from trainables.operating import OperatingPoint, set_operating_point
@@ -102,7 +110,7 @@ def _delivered(members: Sequence[tuple[Any, KeptModel]], dataset: Dataset) -> tu
     if len(members) == 1:
         return members[0][1].classifier, calibration
     first = members[0][1]
-    on = f"the ensemble's {first.operating_point.scores or 'validation'}"
+    on = "the ensemble's validation"
     point = set_operating_point(calibration.y_true, calibration.y_score, target_recall=first.config.target_recall,
                                 scores=on)
     return Classifier.combine([kept.classifier for _, kept in members], point), calibration

@@ -123,8 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-balanced-accuracy", type=float, default=DEFAULTS["min_balanced_accuracy"],
                    help="degenerate-model guard: trials below it rank after all others (0 disables)")
     p.add_argument("--folds", type=_folds_flag, default=AUTO,
-                   help="k > 1: each trial trains k models on stratified folds of train+val and is judged on their "
-                        "mean; the chosen configuration delivers their mean probability. auto (default): "
+                   help="k > 1: each trial trains k models on stratified folds of the train split and is judged on "
+                        "their mean; the chosen configuration delivers their mean probability, whose threshold is set "
+                        "on the validation split (which no fold model trains on). auto (default): "
                         f"{AUTO_FOLDS} when validation holds under {FEW_VALIDATION_POSITIVES} positives, else 1")
     p.add_argument("--max-epochs", type=int, default=None, help="epochs per trial at most (default: the space's)")
     p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="seed of every trial, the split and Optuna")
@@ -467,8 +468,8 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace, *, command:
         if settings.fixed.get("folds") == AUTO and folds > 1:
             print(f"note: validation holds {dataset.val.class_counts()[1]} positive images (under "
                   f"{FEW_VALIDATION_POSITIVES}), so each trial is judged by {folds}-fold cross-validation over "
-                  f"train+val (--folds auto; about {folds - 1}x the training of --folds 1, which judges on the "
-                  "validation split alone)")
+                  f"the train split, and validation only sets the delivered ensemble's threshold (--folds auto; "
+                  f"about {folds - 1}x the training of --folds 1, which judges on the validation split alone)")
         if settings.gpus_per_trial == AUTO:
             print(describe_shares(decided.space.dimensions, decided.fixed, gpu_mib=settings.gpu_memory_mib,
                                   source_image_size=source_size))

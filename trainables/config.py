@@ -36,7 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "metric": "val_specificity_at_recall",
     "target_recall": 0.9,  # recall of the operating point: val_*_at_recall and the delivered threshold
     "min_balanced_accuracy": 0.6,  # degenerate-model guard on the metric; 0 disables it
-    "folds": 1,  # 1: train on train, judge on val; k > 1: k stratified folds of train+val (Dataset.folds)
+    "folds": 1,  # 1: train on train, judge on val; k > 1: k stratified folds of train, val calibrates (Dataset.folds)
 }
 
 

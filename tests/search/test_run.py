@@ -63,7 +63,7 @@ FAST = ["--image-size", "16", "--max-epochs", "2"]  # seconds per trial on a CPU
         (["--folds", "0"], "--folds must be an integer >= 1; got 0"),
         (["--folds", "many"], "argument --folds: must be an integer or auto; got 'many'"),
         (["--folds", "1000", "--space", "smoke"], "--folds 1000 needs 2 <= folds <= the images of the smaller class in "
-                                                 "train+val (150: 430 negative, 150 positive)"),
+                                                 "train (100: 300 negative, 100 positive)"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path):
