@@ -26,11 +26,11 @@ def test_loader_gives_one_row_per_trial_and_per_epoch(experiment):
 def test_report_writes_markdown_html_and_every_figure(smoke_report):
     out = smoke_report
     md = (out / "report.md").read_text()
-    for part in ("Best configuration per architecture", "Best overall", "bootstrap", "Grad-CAM",
+    for part in ("Best configuration per architecture", "Delivered model", "bootstrap", "Grad-CAM",
                  "4 finished", "precision    recall  f1-score"):
         assert part in md, part
     for kind in ("confusion", "roc", "pr", "learning_curves", "gradcam"):
-        assert (out / f"best_overall_{kind}.png").stat().st_size > 1000, kind
+        assert (out / f"delivered_{kind}.png").stat().st_size > 1000, kind
     assert (out / "all_trials.png").is_file()
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == md.count("![")

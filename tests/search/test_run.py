@@ -167,7 +167,7 @@ def test_finished_trials_keep_only_the_weights_within_the_budget(ray_session, tm
     from analysis import build_report
 
     report = (build_report(str(folder), out_dir=tmp_path / "report", resamples=50) / "report.md").read_text()
-    assert "Best overall" in report and "cannot be read" not in report and "no checkpoint" not in report
+    assert "Delivered model" in report and "cannot be read" not in report and "no checkpoint" not in report
 
 
 def test_the_ensemble_of_the_top_trials_is_reported_beside_the_best(ray_session, tmp_path):
@@ -175,7 +175,7 @@ def test_the_ensemble_of_the_top_trials_is_reported_beside_the_best(ray_session,
     best = json.loads((folder / "best.json").read_text())
     ensemble = best["ensemble"]
     assert len(ensemble["members"]) == 3 and ensemble["members"][0] == best["trial_path"]
-    assert 0 <= ensemble["test"]["test_auc"] <= 1 and 0 <= ensemble["val"]["val_auc"] <= 1
+    assert 0 <= best["test"]["test_auc"] <= 1 and 0 <= ensemble["val"]["val_auc"] <= 1
     # The ensemble is the deliverable: its threshold is set on its own validation scores, and its test is the result.
     assert best["deliverable"]["kind"] == "ensemble" and len(best["deliverable"]["members"]) == 3
     assert best["operating_point"]["threshold"] == ensemble["val"]["val_threshold_at_recall"]
@@ -212,7 +212,8 @@ def test_cli_end_to_end_writes_trials_csv(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len(pd.read_csv(tmp_path / "cli" / "trials.csv")) == 4
-    assert "Best configurations by val_recall" in proc.stdout and "test split, touched once" in proc.stdout
+    assert "Best configurations by val_specificity_at_recall" in proc.stdout
+    assert "Test split, touched once" in proc.stdout and "operating threshold" in proc.stdout
 
 
 

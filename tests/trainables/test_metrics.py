@@ -29,9 +29,12 @@ def test_a_model_that_calls_everything_positive_cannot_win_on_recall():
     assert guarded_objective(everything, **{**kw, "min_balanced_accuracy": 0.0}) == 1.0
 
 
-def test_losses_are_not_guarded():
+def test_a_degenerate_models_loss_is_demoted_too():
     m = {"val_loss": 0.3, "val_balanced_accuracy": 0.5}
-    assert guarded_objective(m, metric="val_loss", mode="min", min_balanced_accuracy=0.6) == 0.3
+    assert guarded_objective(m, metric="val_loss", mode="min", min_balanced_accuracy=0.6) == pytest.approx(2.3)
+    assert guarded_objective({**m, "val_balanced_accuracy": 0.7}, metric="val_loss", mode="min",
+                             min_balanced_accuracy=0.6) == 0.3
+    assert guarded_objective(m, metric="val_loss", mode="min", min_balanced_accuracy=0.0) == 0.3
 
 
 def test_tiebroken_objective_orders_ties_by_balanced_accuracy_then_auc_and_keeps_distinct_objectives():
