@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -25,7 +26,7 @@ from analysis.gradcam import gradcam_figure
 from analysis.tables import bootstrap_intervals, confusion_frame, report_text
 from search.deliverable import calibration_scores
 from search.results import rank_trials
-from trainables import Dataset, KeptModel, Scores, load_kept_model
+from trainables import Dataset, KeptModel, Scores, classification_metrics, load_kept_model
 from trainables.classifier import Classifier
 from trainables.embedded import PNEUMONIA_SOURCE
 from trainables.operating import OperatingPoint
@@ -70,6 +71,7 @@ def delivered_section(doc: Document, experiment: Experiment, datasets: dict[int,
         doc.paragraph(f"The recall promise on test: {check}." + (
             " The embedded set's test images come from PneumoniaMNIST's official test split, which is shifted from "
             "its train and validation splits (docs/benchmarks.md)." if shift else ""))
+    _unseen_test(doc, dataset, test, point.threshold)
     _model_figures(doc, experiment, "delivered", trial, val, test, point.threshold, dataset, out)
     fig = gradcam_figure(classifier, dataset.test, test.predictions(point.threshold), per_kind=examples,
                          title="delivered model: Grad-CAM of the positive class on test images")
@@ -112,6 +114,23 @@ def candidates_section(doc: Document, experiment: Experiment, scored: pd.DataFra
         _model_figures(doc, experiment, label, trial_id, val, test, kept[0].threshold, dataset, out)
         shown.append((f"{label} (not for choosing)", trial_id, val, test))
     return shown
+
+
+def _unseen_test(doc: Document, dataset: Dataset, test: Scores, threshold: float) -> None:
+    """Where some test images have a (near-)duplicate in train+val (the data's own splits), the test result without them."""
+    seen = dataset.test_seen()
+    if not seen.any():
+        return
+    rows = {}
+    for name, mask in (("all test images", np.ones(len(seen), bool)), ("without a duplicate in train+val", ~seen)):
+        part = Scores(test.y_true[mask], test.y_score[mask])
+        at = classification_metrics(part.y_true, part.predictions(threshold), part.y_score, prefix="")
+        rows[name] = {"images": int(mask.sum()), "positives": int(part.y_true.sum()), "recall": at["recall"],
+                      "precision": at["precision"], "auc": at["auc"]}
+    doc.paragraph(f"{int(seen.sum())} of the {len(seen)} test images have a (near-)identical image in train or "
+                  "validation: the data's own splits put them there. The test result with and without them "
+                  f"(at the operating threshold {threshold:.4f}):")
+    doc.table(pd.DataFrame(rows).T, index=True)
 
 
 def estimates_frame(estimates: dict) -> pd.DataFrame:

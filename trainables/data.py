@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
 
 from trainables.embedded import (
     PNEUMONIA,
@@ -39,7 +39,7 @@ from trainables.embedded import (
 from trainables.config import AUTO
 from trainables.errors import InputError
 from trainables.images import GREY_MODES, IMAGE_EXTENSIONS, UINT16_MAX, decode_image, read_modes, resize_images
-from trainables.identity import NEAR_SEARCH_MAX, DataRecord, content_hashes, find_duplicates, record_of
+from trainables.identity import NEAR_SEARCH_MAX, DataRecord, content_hashes, find_duplicates, record_of, seen_in
 
 DIGITS_POSITIVE = (3, 5, 8)  # look alike, so the rare class is not trivially separable
 DIGITS_IMAGE_SIZE = 32  # pixels; the smallest size the study's CNN takes (divisible by 16)
@@ -58,10 +58,15 @@ NPZ_KEYS = tuple(f"{split}_{kind}" for split in SPLIT_NAMES for kind in ("images
 
 @dataclass(frozen=True)
 class Split:
-    """One split: ``images`` uint8 ``(n, C, H, W)``, ``labels`` int64 ``(n,)`` in {0, 1}."""
+    """One split: ``images`` uint8 ``(n, C, H, W)``, ``labels`` int64 ``(n,)`` in {0, 1}.
+
+    ``groups`` (int64 ``(n,)``, or None when unknown) names each image's group of identical and
+    near-identical images (trainables.identity): folds never separate a group.
+    """
 
     images: np.ndarray
     labels: np.ndarray
+    groups: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -106,9 +111,15 @@ class Dataset:
         """
         if k == 1:
             return [(self.train, self.val)]
-        images, labels = self.train.images, self.train.labels
-        return [(Split(images[fit], labels[fit]), Split(images[held], labels[held]))
-                for fit, held in fold_indices(labels, k)]
+        train = self.train
+        return [(_subset(train, fit), _subset(train, held)) for fit, held in fold_indices(train.labels, k,
+                                                                                          groups=train.groups)]
+
+    def test_seen(self) -> np.ndarray:
+        """Per test image, whether a (near-)identical image is in train or val (all False where groups are unknown)."""
+        if any(self.split(name).groups is None for name in SPLIT_NAMES):
+            return np.zeros(len(self.test), dtype=bool)
+        return seen_in(self.test.groups, np.concatenate([self.train.groups, self.val.groups]))
 
     def folds_for(self, requested: int | str) -> int:
         """K of ``--folds``: an integer as given; ``auto``: :data:`AUTO_FOLDS` when validation holds fewer than
@@ -198,16 +209,23 @@ def load_datasets(
     largest = decoded.images[sizes[-1]]
     hashes = content_hashes(largest)
     found = find_duplicates(largest, hashes=hashes) if len(labels) <= NEAR_SEARCH_MAX else None
+    groups = found.groups(len(labels), labels) if found else np.arange(len(labels))
     dropped = sorted(found.redundant()) if dedup and found else []
     keep = np.setdiff1d(np.arange(len(labels)), dropped)
-    index = {name: keep[idx] for name, idx in _split_indices(
-        None if decoded.split_of is None else decoded.split_of[keep], labels[keep], seed, val_fraction,
-        test_fraction).items()}
+    try:
+        index = {name: keep[idx] for name, idx in _split_indices(
+            None if decoded.split_of is None else decoded.split_of[keep], labels[keep], seed, val_fraction,
+            test_fraction, groups=groups[keep]).items()}
+    except InputError as err:
+        if not dropped:
+            raise
+        raise InputError(f"{err} (--dedup removed {len(dropped)} of {len(labels)} images as duplicates; run "
+                         "without --dedup to keep them, grouped so that no group spans two splits or folds)") from None
     names = _positive_last(decoded, labels)
-    record = record_of(decoded.source, names, hashes, labels, index, dropped, found)
+    record = record_of(decoded.source, names, hashes, labels, index, dropped, found, groups)
     datasets = {}
     for size, images in decoded.images.items():
-        splits = {name: Split(images[idx], labels[idx]) for name, idx in index.items()}
+        splits = {name: Split(images[idx], labels[idx], groups[idx]) for name, idx in index.items()}
         datasets[size] = Dataset(**splits, class_names=names, source=decoded.source, record=record)
     for name in SPLIT_NAMES:
         _check_both_classes(name, datasets[sizes[0]].split(name), own_splits=decoded.split_of is not None)
@@ -441,31 +459,59 @@ def _positive_last(decoded: _Decoded, binary: np.ndarray) -> tuple[str, str]:
 
 
 def _split_indices(
-    split_of: np.ndarray | None, labels: np.ndarray, seed: int, val_fraction: float, test_fraction: float
+    split_of: np.ndarray | None, labels: np.ndarray, seed: int, val_fraction: float, test_fraction: float, *,
+    groups: np.ndarray,
 ) -> dict[str, np.ndarray]:
-    """Keep the source's own splits, or make stratified seeded ones."""
+    """Keep the source's own splits, or make stratified seeded ones that keep each group of duplicates together.
+
+    Groups are split as units, stratified by their first image's label (a group is almost always one image; a
+    data set without duplicates is split exactly as image by image).
+    """
     if split_of is not None:
         return {name: np.flatnonzero(split_of == i) for i, name in enumerate(SPLIT_NAMES)}
-    everything = np.arange(len(labels))
+    units, first = np.unique(groups, return_index=True)
+    unit_labels = labels[first]
+    everything = np.arange(len(units))
     try:
-        rest, test = train_test_split(everything, test_size=test_fraction, stratify=labels, random_state=seed)
+        rest, test = train_test_split(everything, test_size=test_fraction, stratify=unit_labels, random_state=seed)
         train, val = train_test_split(
-            rest, test_size=val_fraction / (1 - test_fraction), stratify=labels[rest], random_state=seed
+            rest, test_size=val_fraction / (1 - test_fraction), stratify=unit_labels[rest], random_state=seed
         )
     except ValueError as err:  # too few images of a class to stratify
         counts = np.bincount(labels, minlength=2)
-        raise InputError(f"cannot split {len(labels)} images ({counts[0]} negative, {counts[1]} positive) into train/val/test: {err}") from None
-    return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+        grouped = "" if len(units) == len(labels) else f", in {len(units)} groups of (near-)identical images"
+        raise InputError(f"cannot split {len(labels)} images ({counts[0]} negative, {counts[1]} positive{grouped}) "
+                         f"into train/val/test: {err}") from None
+    member_of = np.searchsorted(units, groups)
+    return {name: np.sort(np.flatnonzero(np.isin(member_of, part)))
+            for name, part in (("train", train), ("val", val), ("test", test))}
 
 
-def fold_indices(labels: np.ndarray, k: int, *, seed: int = FOLD_SEED) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stratified, seeded, disjoint (fit, held-out) index pairs whose held-out parts cover ``labels`` once."""
+def fold_indices(labels: np.ndarray, k: int, *, seed: int = FOLD_SEED,
+                 groups: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified, seeded, disjoint (fit, held-out) index pairs whose held-out parts cover ``labels`` once.
+
+    With ``groups`` that hold duplicates, a group is never split across folds (StratifiedGroupKFold);
+    without, the folds are StratifiedKFold's, as they always were.
+    """
     counts = np.bincount(labels, minlength=2)
     if not 2 <= k <= counts.min():
         raise InputError(f"--folds {k} needs 2 <= folds <= the images of the smaller class in train "
                          f"({counts.min()}: {counts[0]} negative, {counts[1]} positive)")
-    folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    return [(np.sort(fit), np.sort(held)) for fit, held in folds.split(np.zeros(len(labels)), labels)]
+    if groups is not None and len(np.unique(groups)) < len(groups):
+        folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(
+            np.zeros(len(labels)), labels, groups)
+    else:
+        folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels)
+    try:
+        return [(np.sort(fit), np.sort(held)) for fit, held in folds]
+    except ValueError as err:  # fewer groups than folds
+        raise InputError(f"--folds {k}: the train split's {len(np.unique(groups))} groups of (near-)identical "
+                         f"images cannot make {k} folds: {err}") from None
+
+
+def _subset(split: Split, index: np.ndarray) -> Split:
+    return Split(split.images[index], split.labels[index], None if split.groups is None else split.groups[index])
 
 
 def _check_both_classes(name: str, split: Split, *, own_splits: bool) -> None:

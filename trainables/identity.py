@@ -66,20 +66,36 @@ class Duplicates:
             counts[key] = counts.get(key, 0) + 1
         return counts
 
-    def redundant(self) -> set[int]:
-        """Indices to drop so that one image of each group of duplicates remains (the lowest index)."""
-        parent = {}
+    def groups(self, n: int, labels: np.ndarray | None = None) -> np.ndarray:
+        """Per image of ``n``, its group: the lowest index of the images it is (near-)identical to, itself if none.
+
+        Pairs join transitively (union-find), so a chain of near duplicates is one group. With ``labels``,
+        only pairs of the same label join: a copy under the other label cannot flatter an estimate
+        (and flat images of either class share a perceptual hash).
+        """
+        parent = np.arange(n)
 
         def root(i: int) -> int:
-            while parent.get(i, i) != i:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
                 i = parent[i]
             return i
 
         for i, j in self.exact + self.near:
+            if labels is not None and labels[i] != labels[j]:
+                continue
             a, b = root(i), root(j)
             if a != b:
                 parent[max(a, b)] = min(a, b)
-        return {i for i in parent if root(i) != i}
+        return np.array([root(i) for i in range(n)], dtype=np.int64)
+
+    def redundant(self) -> set[int]:
+        """Indices to drop so that one image of each group of duplicates remains (the lowest index)."""
+        pairs = self.exact + self.near
+        if not pairs:
+            return set()
+        groups = self.groups(max(max(p) for p in pairs) + 1)
+        return {int(i) for i in np.flatnonzero(groups != np.arange(len(groups)))}
 
 
 def find_duplicates(images: np.ndarray, *, near_bits: int = NEAR_BITS, hashes: Sequence[str] | None = None
@@ -128,11 +144,13 @@ class DataRecord:
     splits: dict[str, tuple[int, ...]]
     dropped: tuple[int, ...]
     duplicates: dict[str, int]  # "exact", "near" (None-like -1 when not searched) and pairs per pair of splits
+    # Per image, its group of (near-)identical images (Duplicates.groups): what splits and folds keep together.
+    groups: tuple[int, ...] = ()
 
     def to_json(self) -> dict:
         return {"source": self.source, "class_names": list(self.class_names), "hashes": list(self.hashes),
                 "labels": list(self.labels), "splits": {k: list(v) for k, v in self.splits.items()},
-                "dropped": list(self.dropped), "duplicates": self.duplicates}
+                "dropped": list(self.dropped), "duplicates": self.duplicates, "groups": list(self.groups)}
 
     def summary(self) -> str:
         """One line on the duplicates, for the run's start and the report."""
@@ -140,12 +158,16 @@ class DataRecord:
         near = "not searched (over 20,000 images)" if d.get("near", 0) < 0 else f"{d['near']} near-identical"
         across = ", ".join(f"{k} {v}" for k, v in d.items() if "-" in k and k.split("-")[0] != k.split("-")[1])
         dropped = f"; --dedup dropped {len(self.dropped)} images" if self.dropped else ""
+        leaked = d.get("test images with a duplicate in train+val", 0)
+        leak = (f"; {leaked} test images have a (near-)duplicate in train+val (the data's own splits: the report "
+                "gives test results with and without them)" if leaked else "")
         return (f"duplicates: {d['exact']} identical and {near} pairs of images"
-                + (f", across splits: {across}" if across else "") + dropped)
+                + (f", across splits: {across}" if across else "") + dropped + leak)
 
 
 def record_of(source: str, class_names: tuple[str, str], hashes: Sequence[str], labels: np.ndarray,
-              splits: dict[str, np.ndarray], dropped: Sequence[int], found: Duplicates | None) -> DataRecord:
+              splits: dict[str, np.ndarray], dropped: Sequence[int], found: Duplicates | None,
+              groups: np.ndarray) -> DataRecord:
     """The :class:`DataRecord` of a decoded source (``hashes``: :func:`content_hashes` in source order)."""
     split_of = np.full(len(labels), "dropped", dtype=object)
     for name, idx in splits.items():
@@ -153,9 +175,16 @@ def record_of(source: str, class_names: tuple[str, str], hashes: Sequence[str], 
     duplicates = {"exact": len(found.exact) if found else 0, "near": len(found.near) if found else -1}
     if found:
         duplicates.update(found.across(list(split_of)))
+        duplicates["test images with a duplicate in train+val"] = int(seen_in(
+            groups[splits["test"]], groups[np.concatenate([splits["train"], splits["val"]])]).sum())
     return DataRecord(source, tuple(class_names), tuple(hashes), tuple(int(v) for v in labels),
                       {k: tuple(int(i) for i in v) for k, v in splits.items()}, tuple(int(i) for i in dropped),
-                      duplicates)
+                      duplicates, tuple(int(g) for g in groups))
+
+
+def seen_in(groups: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Per image of ``groups``, whether an image of its group is among ``others`` (e.g. test against train+val)."""
+    return np.isin(groups, others)
 
 
 def first_difference(recorded: dict, current: DataRecord) -> str | None:

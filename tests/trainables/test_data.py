@@ -149,13 +149,17 @@ def test_float_npz_in_unit_range_is_scaled_to_255(tmp_path):
 
 def test_16_bit_png_is_scaled_by_bit_depth_not_clipped(tmp_path):
     """Regression: Pillow's convert("L") of an I;16 PNG clips at 255."""
+    rng = np.random.default_rng(0)
     for k, name in enumerate(("a", "b")):
         (tmp_path / "d" / name).mkdir(parents=True)
-        for i in range(6 + 4 * k):
-            Image.fromarray(np.full((8, 8), 20000 + 30000 * k, np.uint16)).save(tmp_path / "d" / name / f"{i}.png")
+        for i in range(6 + 4 * k):  # noise of up to 4 8-bit steps: distinct images, not near duplicates
+            pixels = 20000 + 30000 * k + rng.integers(0, 1024, (8, 8))
+            Image.fromarray(pixels.astype(np.uint16)).save(tmp_path / "d" / name / f"{i}.png")
     assert Image.open(tmp_path / "d" / "a" / "0.png").mode.startswith("I;16")
     d = load_datasets(tmp_path / "d", image_sizes=[8], val_fraction=0.25, test_fraction=0.25)[8]
-    assert set(np.unique(d.train.images)) == {round(20000 * 255 / 65535), round(50000 * 255 / 65535)}
+    for k, base in enumerate((20000, 50000)):  # clipping would have made every pixel 255
+        images = d.train.images[d.train.labels == (k if d.class_names[1] == "b" else 1 - k)]
+        assert round(base * 255 / 65535) <= images.min() and images.max() <= round((base + 1023) * 255 / 65535)
 
 
 def test_empty_npz_is_one_line(tmp_path):
@@ -241,3 +245,63 @@ def test_folds_auto_cross_validates_where_validation_holds_few_positives(tiny):
     assert tiny.folds_for(AUTO) == AUTO_FOLDS and tiny.folds_for(3) == 3 and tiny.folds_for(1) == 1  # 6 positives
     assert tiny_dataset(n=400, positive=0.5).folds_for(AUTO) == 1  # 100 validation positives
     assert tiny_dataset(n=8).folds_for(AUTO) == 2  # 2 positives in train: as many folds as that allows
+
+
+def _folder_with_planted_copies(root, *, negatives: int = 30, positives: int = 12, identical: bool = False):
+    """Each image twice: once as is, once with one pixel changed (a near duplicate), or identical."""
+    rng = np.random.default_rng(0)
+    for name, count in (("neg", negatives), ("pos", positives)):
+        (root / name).mkdir(parents=True)
+        for i in range(count):
+            base = np.zeros((16, 16), np.uint8) if identical else rng.integers(0, 256, (16, 16)).astype(np.uint8)
+            base = base + (100 if name == "pos" and identical else 0)
+            Image.fromarray(base.astype(np.uint8)).save(root / name / f"a{i}.png")
+            twin = base.copy()
+            if not identical:
+                twin[0, 0] ^= 1
+            Image.fromarray(twin.astype(np.uint8)).save(root / name / f"a{i}_twin.png")
+    return root
+
+
+def _groups_by_part(parts: dict) -> dict[int, set]:
+    where: dict[int, set] = {}
+    for name, split in parts.items():
+        for group in split.groups:
+            where.setdefault(int(group), set()).add(name)
+    return where
+
+
+def test_no_group_of_near_duplicates_straddles_the_splits_or_the_folds(tmp_path):
+    data = load_datasets(str(_folder_with_planted_copies(tmp_path)), image_sizes=[16])[16]
+    assert data.record.duplicates["near"] == 42 and data.record.to_json()["groups"]
+    pairs_by_splits = {k for k in data.record.duplicates if k.count("-") == 1 and " " not in k}
+    assert pairs_by_splits <= {"train-train", "val-val", "test-test"}, data.record.duplicates
+    where = _groups_by_part({name: data.split(name) for name in ("train", "val", "test")})
+    assert len(where) == 42 and all(len(parts) == 1 for parts in where.values())
+    folds = _groups_by_part({i: held for i, (_, held) in enumerate(data.folds(3))})
+    assert all(len(parts) == 1 for parts in folds.values())
+    assert not data.test_seen().any()
+
+
+def test_an_archives_own_splits_are_kept_and_its_leaks_counted(tmp_path):
+    path = make_npz(tmp_path / "d.npz", n={"train": (20, 8), "val": (8, 4), "test": (8, 4)}, size=16)
+    arrays = dict(np.load(path))
+    arrays["test_images"][:3] = arrays["train_images"][:3]  # three test images copied from train
+    arrays["test_labels"][:3] = arrays["train_labels"][:3]
+    np.savez(path, **arrays)
+    data = load_datasets(str(path), image_sizes=[16])[16]
+    assert data.test_seen().tolist() == [True] * 3 + [False] * 9
+    assert data.record.duplicates["test images with a duplicate in train+val"] == 3
+    assert "3 test images have a (near-)duplicate in train+val" in data.summary()
+
+
+def test_dedup_that_leaves_too_few_images_says_how_many_it_removed(tmp_path):
+    """The issue's 60-image folder whose images are identical within each class: two images are left."""
+    rng = np.random.default_rng(0)
+    for name in ("neg", "pos"):
+        (tmp_path / name).mkdir()
+        image = rng.integers(0, 256, (16, 16)).astype(np.uint8)
+        for i in range(30):
+            Image.fromarray(image).save(tmp_path / name / f"{i}.png")
+    with pytest.raises(InputError, match=r"--dedup removed 58 of 60 images as duplicates; run without --dedup"):
+        load_datasets(str(tmp_path), image_sizes=[16], dedup=True)
