@@ -60,9 +60,9 @@ def delivered_section(doc: Document, experiment: Experiment, datasets: dict[int,
     trials = ", ".join(m["trial"] for m in deliverable["members"])
     doc.paragraph(f"Chosen on {experiment.metric} ({_judged_on(deliverable['folds'])}); trial(s) {trials}. "
                   f"This is the model `search.export` and `search.predict` use, at its {point.describe()}.")
-    doc.paragraph("What validation says of it (95 % bootstrap intervals over the "
-                  f"{best['estimates']['images']} {best['estimates']['on']} images, "
-                  f"{best['estimates']['positives']} positive):")
+    est = best["estimates"]
+    doc.paragraph(f"What validation says of it ({est['on']} scores of {est['images']} images, {est['positives']} "
+                  f"positive; 95 % bootstrap intervals, {est['resamples']} stratified resamples):")
     doc.table(estimates_frame(best["estimates"]), index=True)
     _test_tables(doc, test, dataset.class_names, point.threshold, resamples)
     if "test_check" in best:
