@@ -117,7 +117,7 @@ def candidates_section(doc: Document, experiment: Experiment, scored: pd.DataFra
 
 
 def _unseen_test(doc: Document, dataset: Dataset, test: Scores, threshold: float) -> None:
-    """Where some test images have a (near-)duplicate in train+val (the data's own splits), the test result without them."""
+    """Where some test images have a (near-)duplicate in train+val (an archive's own splits), the result without them."""
     seen = dataset.test_seen()
     if not seen.any():
         return
@@ -187,7 +187,8 @@ def _model_figures(doc: Document, experiment: Experiment, label: str, trial_id: 
     curves = {"validation": (val.y_true, val.y_score), "test": (test.y_true, test.y_score)}
     doc.figure(_save(pr_figure(curves, title=f"{label}: precision-recall"), out / f"{slug}_pr.png"),
                f"{label}: precision-recall curves with average precision; dashed: prevalence")
-    doc.figure(_save(roc_figure(curves, title=f"{label}: ROC"), out / f"{slug}_roc.png"), f"{label}: ROC curves with AUC")
+    doc.figure(_save(roc_figure(curves, title=f"{label}: ROC"), out / f"{slug}_roc.png"),
+               f"{label}: ROC curves with AUC")
     epochs = experiment.epochs[experiment.epochs["trial_id"] == trial_id] if not experiment.epochs.empty else None
     if epochs is not None and len(epochs):
         doc.figure(_save(learning_curves_figure(epochs, title=f"{label}: learning curves"),

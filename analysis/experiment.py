@@ -122,7 +122,7 @@ def _as_uri(path: str | os.PathLike) -> str:
 
 
 def _read_json(uri: str, name: str) -> dict[str, Any] | None:
-    """A JSON file beside the experiment state (search.json, data.json, best.json), read through pyarrow like Ray reads the rest."""
+    """A JSON file beside the experiment state (search.json, data.json, best.json), read through pyarrow as Ray reads."""
     try:
         fs, folder = pyarrow.fs.FileSystem.from_uri(uri)
         with fs.open_input_stream(f"{folder.rstrip('/')}/{name}") as f:

@@ -103,7 +103,7 @@ def _settings_section(doc: Document, experiment: Experiment) -> None:
         f"experiment: {experiment.path}",
         f"space: {space.get('name', '?')} ({len(trials)} trials), at most {space.get('max_epochs', '?')} epochs each",
         f"scheduler: {s.get('scheduler', '?')}, search: {s.get('search', '?')}",
-        f"metric: {experiment.metric} ({experiment.mode}); {guard_in_words(experiment.metric, experiment.mode, floor)}",
+        f"metric: {experiment.metric} ({experiment.mode}); {guard_in_words(experiment.metric, floor)}",
         f"data: {_data_name(s.get('data', {}).get('source'))}",
         f"trials: {finished} finished (early stopping {ended.get('patience', 0)}, epoch budget "
         f"{ended.get('max_epochs', 0)}), {ended.get('scheduler', 0)} stopped by the scheduler, "

@@ -19,6 +19,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ def model_card(classifier: Classifier, best: dict[str, Any], data: dict[str, Any
         "format": CARD_FORMAT,
         "summary": deliverable["summary"],
         "architecture": architectures[0] if len(set(architectures)) == 1 else sorted(set(architectures)),
-        "members": [vars(m) | {} for m in classifier.members],
+        "members": [asdict(m) for m in classifier.members],
         "image_size": classifier.image_size,
         "channels": classifier.channels,
         "input": (f"float32 [N, {classifier.channels}, {classifier.image_size}, {classifier.image_size}] in [0, 1] "
@@ -145,7 +146,8 @@ def card_readme(card: dict[str, Any]) -> str:
         "half its recall target; docs/benchmarks.md).",
         f"- Trained on: {card['data']['source']} (fingerprint {card['data']['fingerprint']}).",
         "",
-        f"Made by: `{card['command']['search'] or 'python -m search.run ...'}`, exported by `{card['command']['export']}`.",
+        f"Made by: `{card['command']['search'] or 'python -m search.run ...'}`, "
+        f"exported by `{card['command']['export']}`.",
         "",
     ]
     return "\n".join(lines)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from ray import tune
 
-from trainables import DEFAULTS, KEPT_FILE, METRIC_MODES, TIE_BREAKERS, has_checkpoint_file
+from trainables import DEFAULTS, KEPT_FILE, TIE_BREAKERS, has_checkpoint_file
 from trainables.metrics import guard_acts, passes_guard
 
 OBJECTIVE = "objective"  # the guarded metric every trial reports (see trainables.metrics)
@@ -82,7 +82,8 @@ def rank_trials(frame: pd.DataFrame, *, mode: str) -> pd.DataFrame:
 
     A trial that failed the degenerate-model guard ranks after every trial
     that passed it, and a diverged one after those. Recall ties are common
-    (several trials find every validation positive); the tie-breakers prefer the one that also gets the negatives right. A tie
+    (several trials find every validation positive); the tie-breakers prefer
+    the one that also gets the negatives right. A tie
     on all of them goes to the lowest trial id, so that every reader of an
     experiment (this CLI, ``analysis``) picks the same trial. Errored trials
     are left out: their metrics are those of a run cut short, and their kept
@@ -178,9 +179,9 @@ def objective_in_words(trials: pd.DataFrame, *, min_balanced_accuracy: float | N
                      index=trials.index, name="objective")
 
 
-def guard_in_words(metric: str, mode: str, min_balanced_accuracy: float) -> str:
+def guard_in_words(metric: str, min_balanced_accuracy: float) -> str:
     """What the degenerate-model guard does to ``metric``, for the leaderboard's header and the report."""
-    if guard_acts(metric, mode, min_balanced_accuracy):
+    if guard_acts(metric, min_balanced_accuracy):
         return f"guard: balanced accuracy >= {min_balanced_accuracy}, failures rank last"
     if min_balanced_accuracy <= 0:
         return "unguarded (--min-balanced-accuracy 0)"
@@ -211,7 +212,7 @@ def _guard_passed(metrics: dict[str, Any], config: dict[str, Any], *, ended: str
     floor = config.get("min_balanced_accuracy", DEFAULTS["min_balanced_accuracy"])
     metric = config.get("metric", DEFAULTS["metric"])
     balanced = metrics.get("kept_val_balanced_accuracy")
-    if ended == "diverged" or not guard_acts(metric, METRIC_MODES.get(metric, "max"), floor):
+    if ended == "diverged" or not guard_acts(metric, floor):
         return None
     if balanced is None or math.isnan(balanced):
         return None

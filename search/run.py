@@ -427,8 +427,7 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
     board = leaderboard(frame, mode=settings.mode)
     if not board.empty:
         metric = settings.fixed.get("metric", DEFAULTS["metric"])
-        guard = guard_in_words(metric, settings.mode,
-                               settings.fixed.get("min_balanced_accuracy", DEFAULTS["min_balanced_accuracy"]))
+        guard = guard_in_words(metric, settings.fixed.get("min_balanced_accuracy", DEFAULTS["min_balanced_accuracy"]))
         print(f"\nBest configurations by {metric} "
               f"({'validation' if settings.fixed.get('folds', 1) == 1 else 'mean over folds'}, kept state; {guard}):")
         print(board.to_string(float_format=lambda v: f"{v:.4f}"))

@@ -127,7 +127,7 @@ def _ratio(num: float, den: float) -> float:
     return num / den if den else 0.0
 
 
-def guard_acts(metric: str, mode: str, min_balanced_accuracy: float) -> bool:
+def guard_acts(metric: str, min_balanced_accuracy: float) -> bool:
     """Whether the degenerate-model guard demotes trials on ``metric``: not for ranking metrics, nor when it is 0."""
     return min_balanced_accuracy > 0 and metric not in SCORE_METRICS
 
@@ -152,7 +152,7 @@ def guarded_objective(metrics: dict[str, float], *, metric: str, mode: str, min_
     positive gains nothing on them.
     """
     value = metrics[metric]
-    if not guard_acts(metric, mode, min_balanced_accuracy) or passes_guard(metrics, min_balanced_accuracy):
+    if not guard_acts(metric, min_balanced_accuracy) or passes_guard(metrics, min_balanced_accuracy):
         return value
     return value + GUARD_PENALTY if mode == "min" else value - GUARD_PENALTY
 

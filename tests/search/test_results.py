@@ -101,5 +101,5 @@ def test_the_leaderboard_never_claims_a_guard_that_did_not_act():
                     error="", path="t", max_epochs=3)
     assert row["guard_passed"] is None
     assert leaderboard(pd.DataFrame([row]), mode="max")["objective"].tolist() == ["0.9000"]
-    assert guard_in_words("val_specificity_at_recall", "max", 0.6).startswith("no guard needed")
-    assert guard_in_words("val_loss", "min", 0.6).startswith("guard: balanced accuracy >= 0.6")
+    assert guard_in_words("val_specificity_at_recall", 0.6).startswith("no guard needed")
+    assert guard_in_words("val_loss", 0.6).startswith("guard: balanced accuracy >= 0.6")

@@ -1,3 +1,5 @@
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 import torch
@@ -42,7 +44,7 @@ def test_onnx_probabilities_equal_predict_proba_for_every_architecture(every_arc
 
 def test_saved_weights_load_back_without_pickle_and_predict_the_same(every_architecture, tmp_path):
     classifier = every_architecture
-    card = {"members": [vars(m) for m in classifier.members], "operating_point": POINT.to_json()}
+    card = {"members": [asdict(m) for m in classifier.members], "operating_point": POINT.to_json()}
     classifier.save(tmp_path, card)
     loaded = Classifier.load(tmp_path)
     images = np.random.default_rng(1).integers(0, 256, (3, 32, 32), dtype=np.uint8)  # (N, H, W) is taken too
