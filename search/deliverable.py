@@ -5,7 +5,7 @@ models with folds), or with ``--ensemble-top N`` the mean of the top N
 trials' models that take the same image size. Its operating point comes with
 it: the trial's own (trainables.operating, set when the trial kept its
 weights), or for an ensemble one set the same way on the ensemble's own
-validation (out-of-fold) scores. The choice is made on validation alone;
+validation scores. The choice is made on validation alone;
 the test split is scored here once, for the deliverable only.
 
 Everything after the search (the CLI's last lines, ``analysis.report``,
@@ -100,7 +100,8 @@ def deliver(results: tune.ResultGrid, frame: pd.DataFrame, datasets: dict[int, D
 
 
 def calibration_scores(members: Sequence[KeptModel], dataset: Dataset) -> Scores:
-    """The scores a deliverable's operating point is set on: its members' mean validation (out-of-fold) scores."""
+    """The scores a deliverable's operating point is set on: its members' mean scores on the validation split
+    (with folds, a split none of the fold models trained on)."""
     return average_scores([kept.validation_scores(dataset.val) for kept in members])
 
 
