@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shlex
 import shutil
 import sys
@@ -26,6 +25,7 @@ from typing import Any
 
 from search.cli import OneLineParser
 from search.data_record import DATA_FILE
+from search.files import umask
 from trainables import InputError
 from trainables.classifier import BEST_FILE, CARD_FILE, ONNX_FILE, Classifier
 from trainables.models import get_spec
@@ -183,11 +183,10 @@ def export(experiment: str | Path, out: str | Path, *, command: str, onnx: bool 
 
 def _readable_as_umask_allows(folder: Path) -> None:
     """mkdtemp and safetensors write owner-only: give the folder the modes a plain mkdir and open would."""
-    umask = os.umask(0)
-    os.umask(umask)
-    folder.chmod(0o777 & ~umask)
+    mask = umask()
+    folder.chmod(0o777 & ~mask)
     for path in folder.iterdir():
-        path.chmod(0o666 & ~umask)
+        path.chmod(0o666 & ~mask)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

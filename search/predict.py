@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from search.cli import OneLineParser
+from search.files import umask
 from trainables.classifier import PREDICT_BATCH, Classifier
 from trainables.errors import InputError
 from trainables.images import find_images, read_image, resize_images
@@ -90,7 +91,7 @@ def predict(classifier: Classifier, sources: Sequence[str], out: Path, *, split:
                 if gradcam is not None:
                     _write_gradcams(classifier, gradcam, names, images, positive, which=gradcam_which)
                 bar.update(len(names))
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~umask())
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -117,12 +118,6 @@ def _progress(total: int, enabled: bool):
     from tqdm import tqdm
 
     return tqdm(total=total, unit="image", disable=not enabled, file=sys.stderr)
-
-
-def _umask() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
 
 
 def _device(name: str) -> torch.device:

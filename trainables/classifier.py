@@ -31,6 +31,7 @@ from trainables.errors import InputError
 from trainables.images import resize_images
 from trainables.models import create_model, get_spec
 from trainables.operating import OperatingPoint
+from trainables.train import kept_weights
 
 BEST_FILE = "best.json"  # what a finished search delivers, in the experiment folder (search.deliverable writes it)
 CARD_FILE = "model.json"  # an exported model's card
@@ -195,8 +196,7 @@ class Classifier:
         members, specs = [], []
         for i, deliverable in enumerate(kept):
             cfg = TrialConfig.from_dict(deliverable["config"])
-            weights = deliverable["weights"] if isinstance(deliverable["weights"], list) else [deliverable["weights"]]
-            for fold, state in enumerate(weights):
+            for fold, state in enumerate(kept_weights(deliverable)):
                 spec = MemberSpec(cfg.architecture, int(deliverable["data_channels"]), int(deliverable["image_size"]),
                                   trials[i] if trials else "", fold)
                 model = spec.build(device)
