@@ -31,6 +31,7 @@ from trainables import (
     Scores,
     average_scores,
     classification_metrics,
+    ensemble_name,
     has_checkpoint_file,
     load_kept_model,
 )
@@ -46,11 +47,17 @@ ESTIMATED = (("auc", None), ("specificity", "threshold"), ("precision", "thresho
 
 
 def deliver(results: tune.ResultGrid, frame: pd.DataFrame, datasets: dict[int, Dataset], *, mode: str,
-            folder: Path, ensemble_top: int = 1) -> dict[str, Any] | None:
-    """The record of ``best.json``: the deliverable, its operating point and estimates, and its test result, once."""
+            folder: Path, ensemble_top: int = 1, first: str | None = None) -> dict[str, Any] | None:
+    """The record of ``best.json``: the deliverable, its operating point and estimates, and its test result, once.
+
+    ``first`` is the trial id to deliver (the tie rule's choice, search.comparison); default the best-ranked.
+    """
     ranked = rank_trials(frame.dropna(subset=[OBJECTIVE]) if OBJECTIVE in frame else frame, mode=mode)
     if ranked.empty:
         return None
+    if first is not None:
+        chosen = ranked["trial_id"].astype(str) == first
+        ranked = pd.concat([ranked[chosen], ranked[~chosen]])
     by_path = {r.path: r for r in results}
     best = by_path[ranked["path"].iloc[0]]
     if best.checkpoint is None:
@@ -77,6 +84,7 @@ def deliver(results: tune.ResultGrid, frame: pd.DataFrame, datasets: dict[int, D
                          "trial_path": r.path, "checkpoint": os.path.relpath(r.checkpoint.path, folder),
                          "config": kept.config.to_dict()} for r, kept in members],
             "folds": chosen.folds,
+            "seeds": chosen.seeds,
             "image_size": chosen.image_size,
             "channels": dataset.channels,
             "class_names": list(dataset.class_names),
@@ -123,12 +131,13 @@ def _summary(members: Sequence[tuple[Any, KeptModel]]) -> str:
         c = kept.config
         return f"{c.architecture}, {c.strategy}{', augmented' if c.augment else ''}"
 
-    folds = members[0][1].folds
-    each = f"the mean of its {folds} fold models" if folds > 1 else "one model"
+    first = members[0][1]
+    models = ensemble_name(first.folds, first.seeds)
+    each = f"the mean of its {models}" if len(first.classifier.members) > 1 else models
     if len(members) == 1:
-        return f"{name(members[0][1])}: {each}"
+        return f"{name(first)}: {each}"
     return (f"the mean of the top {len(members)} trials' models ({'; '.join(name(k) for _, k in members)})"
-            + (f", {folds} fold models each" if folds > 1 else ""))
+            + (f", {models} each" if len(first.classifier.members) > 1 else ""))
 
 
 def estimates(calibration: Scores, point: OperatingPoint, *, resamples: int = ESTIMATE_RESAMPLES) -> dict[str, Any]:
@@ -172,8 +181,9 @@ def _kept_metrics(metrics: dict[str, Any], prefix: str) -> dict[str, Any]:
 def delivery_lines(best: dict[str, Any], where: Path) -> list[str]:
     """The CLI's last lines: what is delivered, its threshold with the rule, and its test result against the promise."""
     deliverable, point = best["deliverable"], OperatingPoint.from_json(best["operating_point"])
-    folds = deliverable["folds"]
-    judged_on = "validation" if folds == 1 else f"{folds}-fold cross-validation"
+    folds, seeds = deliverable["folds"], deliverable.get("seeds", 1)
+    judged_on = ("validation" if folds == 1 else f"{folds}-fold cross-validation") + (
+        f", the mean of {seeds} seeds" if seeds > 1 else "")
     images = best["test_images"]
     test = best["test"]
     lines = [f"Delivered ({where}): {deliverable['summary']}, chosen on {judged_on}.",

@@ -37,9 +37,9 @@ def trial_gpu_mib(config: dict[str, Any], *, source_image_size: int | None) -> f
     fixed = memory.peak_mib(batch_size=0, image_size=size)
     activations = memory.peak_mib(batch_size=config.get("batch_size", DEFAULTS["batch_size"]), image_size=size) - fixed
     activations *= 1.0 if recipe.bf16 else FP32_ACTIVATIONS
-    # A cross-validated trial holds its K fold models (weights, gradients, optimiser state) at once,
-    # and trains them one after the other, so only the fixed part is counted K times.
-    fixed *= config.get("folds", DEFAULTS["folds"])
+    # A cross-validated trial holds its K fold models x its seeds (weights, gradients, optimiser state)
+    # at once, and trains them one after the other, so only the fixed part is counted for each.
+    fixed *= config.get("folds", DEFAULTS["folds"]) * config.get("seeds", DEFAULTS["seeds"])
     return (fixed + activations) * SAFETY + CUDA_CONTEXT_MIB
 
 

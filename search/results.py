@@ -23,7 +23,7 @@ SETTINGS_FILE = "search.json"  # how the experiment was run, so that analysis ca
 KEPT_TIE_BREAKERS = tuple(f"kept_{k}" for k in TIE_BREAKERS)
 GROUPS = ("config/architecture", "config/strategy", "config/augment")  # the study's comparison
 LEADERBOARD_METRICS = ("objective", "kept_val_recall", "kept_val_precision", "kept_val_balanced_accuracy",
-                       "kept_val_auc", "kept_epoch", "epochs")
+                       "kept_val_auc", "kept_epoch", "epochs", "tie")  # tie: search.comparison's mark
 
 
 def trials_frame(results: tune.ResultGrid, *, max_epochs: int) -> pd.DataFrame:
@@ -49,6 +49,8 @@ def trial_row(*, trial_id: str, config: dict[str, Any], metrics: dict[str, Any],
     row["ended_by"] = ended_by(metrics, errored=bool(error), max_epochs=max_epochs)
     row.update({k: v for k, v in metrics.items() if k == OBJECTIVE or k.startswith("kept_")})
     row["guard_passed"] = _guard_passed(metrics, config, ended=row["ended_by"])
+    if "parameters" in metrics:
+        row["parameters"] = metrics["parameters"]
     if "peak_gpu_mem_mib" in metrics:
         row["peak_gpu_mem_mib"] = metrics["peak_gpu_mem_mib"]
     row["weights_kept"] = weights_kept

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from search.cli import OneLineParser
+from search.comparison import TIE_RULES
 from search.connect import check_address, init_ray, limit_malloc_arenas
 from search.data_record import DATA_FILE, check_same_data, data_record, image_sizes, load_experiment_data
 from search.files import read_json
@@ -71,7 +72,7 @@ NAME_MAX = 255  # bytes in one folder name on Linux and macOS file systems
 # Config keys set by a flag: a bad value is reported against the flag, not the key.
 FLAGS = {"seed": "--seed", "min_balanced_accuracy": "--min-balanced-accuracy", "max_epochs": "--max-epochs",
          "image_size": "--image-size", "metric": "--metric", "pretrained": "--no-pretrained",
-         "target_recall": "--target-recall", "folds": "--folds"}
+         "target_recall": "--target-recall", "folds": "--folds", "seeds": "--seeds"}
 
 
 def _folds_flag(text: str) -> int | str:
@@ -129,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{AUTO_FOLDS} when validation holds under {FEW_VALIDATION_POSITIVES} positives, else 1")
     p.add_argument("--max-epochs", type=int, default=None, help="epochs per trial at most (default: the space's)")
     p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="seed of every trial, the split and Optuna")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="N > 1: each trial trains every fold's model under N seeds (--seed, --seed + 1, ...: their own "
+                        "weights, order and augmentation, the same folds), is ranked on their mean with its standard "
+                        "error, and delivers their mean (default 1; on --resume, the experiment's)")
     p.add_argument("--weights-dir", default=None, help="folder of ImageNet weight files (default: the torch hub cache)")
     p.add_argument("--no-pretrained", action="store_true", help="train ImageNet architectures from scratch")
     p.add_argument("--storage-path", default="./results", help="where experiments are written")
@@ -151,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ensemble-top", type=int, default=1,
                    help="also deliver the mean probability of the best N trials' kept models, with its own test "
                         "report beside the best trial's (1: the best trial alone)")
+    p.add_argument("--on-ties", choices=list(TIE_RULES), default="cheapest",
+                   help="which of the trials statistically tied with the best to deliver (paired bootstrap on the "
+                        "held-out images): cheapest, the fewest parameters then epochs; best, the leaderboard's first")
     p.add_argument("--resume", action="store_true",
                    help="continue the interrupted experiment --name: finished trials are kept, unfinished ones "
                         "continue from their last checkpoint")
@@ -213,6 +221,7 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         "pretrained": not args.no_pretrained,
         "max_epochs": args.max_epochs or space.max_epochs,
         "folds": args.folds,
+        "seeds": DEFAULTS["seeds"] if args.seeds is None else args.seeds,
     }
     if args.image_size is not None:
         fixed["image_size"] = args.image_size
@@ -238,6 +247,8 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         raise InputError(f"experiment {str(folder)!r} already exists; pass --resume to continue it or choose another --name")
     if args.resume and fixed.get("folds") == AUTO:  # continue as it was started: auto chose from the same data
         fixed["folds"] = (_recorded_settings(folder).get("fixed") or {}).get("folds", DEFAULTS["folds"])
+    if args.resume and args.seeds is None:
+        fixed["seeds"] = (_recorded_settings(folder).get("fixed") or {}).get("seeds", DEFAULTS["seeds"])
     settings = SearchSettings(
         space=space,
         name=name,
@@ -256,6 +267,7 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         checkpoint_period_s=args.checkpoint_period,
         keep_weights=args.keep_weights,
         ensemble_top=args.ensemble_top,
+        on_ties=args.on_ties,
         verbose=args.verbose,
         tensorboard=args.tensorboard,
         optuna_storage=args.storage,
@@ -371,11 +383,14 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
     """
     import ray
 
+    from search.comparison import COMPARISONS_FILE, compare, comparison_lines, held_out_by_trial, tie_marks
     from search.results import (
+        OBJECTIVE,
         SETTINGS_FILE,
         TRIALS_FILE,
         guard_in_words,
         leaderboard,
+        rank_trials,
         trials_frame,
         write_csv_atomically,
         write_json_atomically,
@@ -417,6 +432,14 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
     if unfinished or tune_stop.received:
         raise SearchInterrupted(unfinished, max(expected, len(results)))
     frame = trials_frame(results, max_epochs=settings.max_epochs)
+    comparisons = None
+    if not frame.empty and OBJECTIVE in frame:
+        comparisons = compare(rank_trials(frame, mode=settings.mode), held_out_by_trial(results, frame),
+                              metric=settings.fixed.get("metric", DEFAULTS["metric"]), mode=settings.mode,
+                              target_recall=settings.fixed.get("target_recall", DEFAULTS["target_recall"]),
+                              rule=settings.on_ties, seed=settings.seed)
+        frame = frame.assign(tie=tie_marks(frame, comparisons))
+        write_json_atomically(comparisons, folder / COMPARISONS_FILE)
     write_csv_atomically(frame, folder / TRIALS_FILE)
     print(f"\n{len(frame)} trials written to {folder / TRIALS_FILE}")
     if not frame.empty and "ended_by" in frame:
@@ -431,9 +454,14 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
         print(f"\nBest configurations by {metric} "
               f"({'validation' if settings.fixed.get('folds', 1) == 1 else 'mean over folds'}, kept state; {guard}):")
         print(board.to_string(float_format=lambda v: f"{v:.4f}"))
-    best = deliver(results, frame, datasets, mode=settings.mode, folder=folder, ensemble_top=settings.ensemble_top)
+    if comparisons is not None:
+        print("\n" + "\n".join(comparison_lines(comparisons)))
+    best = deliver(results, frame, datasets, mode=settings.mode, folder=folder, ensemble_top=settings.ensemble_top,
+                   first=None if comparisons is None else comparisons["chosen"])
     if best is not None:
-        write_json_atomically({**best, "command": command}, folder / BEST_FILE)
+        choice = None if comparisons is None else {k: comparisons[k] for k in ("best", "tied_with_best", "compared",
+                                                                                 "rule", "rule_words", "chosen")}
+        write_json_atomically({**best, "choice": choice, "command": command}, folder / BEST_FILE)
         print("\n" + "\n".join(delivery_lines(best, folder / BEST_FILE)))
     return folder
 

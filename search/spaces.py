@@ -31,6 +31,7 @@ NOT_DIMENSIONS = {
     "min_balanced_accuracy": "because trials are ranked under one guard; pass --min-balanced-accuracy",
     "target_recall": "because trials are ranked at one operating point; pass --target-recall",
     "folds": "because trials are compared on the same validation images; pass --folds",
+    "seeds": "because trials are compared on the same seeds; pass --seeds",
     "max_epochs": 'because it is the schedulers\' epoch budget; set "max_epochs" beside "dimensions" or pass --max-epochs',
 }
 

@@ -51,6 +51,7 @@ class SearchSettings:
     checkpoint_period_s: float = 60.0  # at most this much of a trial's training is lost to a crash
     keep_weights: int = 10  # finished trials whose weights stay besides each group's best (search.retention)
     ensemble_top: int = 1  # the best trials whose mean probability is delivered beside the best one
+    on_ties: str = "cheapest"  # which of the trials tied with the best is delivered (search.comparison.TIE_RULES)
     verbose: bool = False  # Tune's own status tables and per-trial blocks
     tensorboard: bool = False  # Tune's TensorBoard event files per trial (CSV and JSON are always written)
     optuna_storage: str | None = None  # an Optuna storage URL (sqlite:///study.db) that keeps the study
@@ -73,6 +74,7 @@ class SearchSettings:
             "metric": self.fixed.get("metric"),
             "mode": self.mode,
             "fixed": self.fixed,
+            "on_ties": self.on_ties,
             "cpus_per_trial": self.cpus_per_trial,
             "gpus_per_trial": self.gpus_per_trial,
             "data": data,

@@ -4,6 +4,7 @@ from trainables.augmentation import augment_batch
 from trainables.checkpoints import (
     ENDED_FILE,
     EVERY_EPOCH,
+    HELD_OUT_FILE,
     KEPT_FILE,
     MANIFEST_FILE,
     RESUME_FILE,
@@ -15,6 +16,7 @@ from trainables.checkpoints import (
     has_checkpoint_file,
     load_kept,
     load_resume,
+    read_held_out,
     restore_point,
     read_history,
     restore_points,
@@ -57,6 +59,7 @@ from trainables.train import (
     FoldRun,
     Scores,
     average_scores,
+    ensemble_name,
     image_size_for,
     run_trial,
     score_split,
@@ -64,14 +67,14 @@ from trainables.train import (
 )
 
 __all__ = [
-    "AUTO", "DEFAULTS", "DIGITS_IMAGE_SIZE", "ENDED_FILE", "EVAL_BATCH_SIZE", "EVERY_EPOCH", "KEPT_FILE", "LR_SCHEDULES",
+    "AUTO", "DEFAULTS", "DIGITS_IMAGE_SIZE", "ENDED_FILE", "EVAL_BATCH_SIZE", "EVERY_EPOCH", "HELD_OUT_FILE", "KEPT_FILE", "LR_SCHEDULES",
     "MANIFEST_FILE", "METRIC_MODES", "OPTIMIZERS", "PNEUMONIA", "RestorePoint", "restore_point", "restore_points", "read_history",
     "RESUME_FILE", "RESUME_FORMAT", "TIE_BREAKERS", "asha_rungs", "augment_batch", "average_scores", "BatchLoader",
     "check_input_size", "CheckpointPolicy", "Classifier", "classification_metrics", "create_model", "create_strategy", "data_device",
-    "delete_checkpoint_file", "Dataset", "EarlyStopping", "FoldRun", "get_spec", "GpuMemory", "GpuMemoryError",
+    "delete_checkpoint_file", "Dataset", "ensemble_name", "EarlyStopping", "FoldRun", "get_spec", "GpuMemory", "GpuMemoryError",
     "GpuRecipe", "guarded_objective", "has_checkpoint_file", "image_size_for", "ImbalanceSetup", "InputError",
     "KeptModel", "kept_model_from", "list_models", "list_strategies", "load_datasets", "load_kept", "load_kept_model", "load_pretrained_state",
-    "load_resume", "ModelSpec", "placement", "preferred_image_size", "register_model", "register_strategy",
+    "load_resume", "ModelSpec", "read_held_out", "placement", "preferred_image_size", "register_model", "register_strategy",
     "resize_images", "run_trial", "save_checkpoint", "score_split", "Scores", "Split", "tiebroken_objective",
     "train_fn", "TrialConfig", "weights_path", "worst_objective",
 ]

@@ -1,7 +1,7 @@
 """A trial's checkpoint: what it holds, where it is written, when a trial writes one, which one it resumes from.
 
 A checkpoint folder (``checkpoint_000012`` in the trial's folder; Tune names
-it) holds up to four files, because they live for different times:
+it) holds up to five files, because they live for different times:
 
 - ``kept.pt``, the trial's deliverable: its kept (lowest validation loss)
   weights, config, kept metrics and the data shape they take. It outlives
@@ -11,6 +11,11 @@ it) holds up to four files, because they live for different times:
   random generators (CPU and CUDA), early-stopping counters.
   It exists only while a trial can still continue: a trial's last checkpoint
   has none, and the search deletes it when a scheduler stops the trial.
+- ``held_out.pt``: each of its models' scores on its own held-out images at
+  its kept epoch (its fold's, else the validation split), with the seed
+  and fold of each. A few KiB; it stays with the trial's results, so that
+  every finished trial can be compared with every other on the same images
+  (``search.comparison``), after retention deleted its weights.
 - ``manifest.json``: the metrics reported with the checkpoint, every row
   the trial reported up to it (its learning curve: 2.7-3.1 KB an epoch with
   5 folds, measured on a smoke run), and the size of each file above. A
@@ -41,6 +46,7 @@ its deliverable 90 MiB (benchmarks/disk_usage.py).
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import pickle
@@ -56,6 +62,7 @@ if TYPE_CHECKING:  # Ray's Checkpoint: a folder on any storage Ray writes to
     from ray.tune import Checkpoint
 
 KEPT_FILE = "kept.pt"
+HELD_OUT_FILE = "held_out.pt"
 RESUME_FILE = "resume.pt"
 MANIFEST_FILE = "manifest.json"
 ENDED_FILE = "ended"
@@ -118,9 +125,12 @@ def save_checkpoint(folder: str | Path, *, kept: dict[str, Any], resume: dict[st
     """
     folder = Path(folder)
     torch.save(kept, folder / KEPT_FILE)
+    if kept.get("fold_scores"):
+        torch.save({"units": kept["units"], "scores": kept["fold_scores"]}, folder / HELD_OUT_FILE)
     if resume is not None:
         torch.save(resume, folder / RESUME_FILE)
-    files = {name: (folder / name).stat().st_size for name in (KEPT_FILE, RESUME_FILE) if (folder / name).exists()}
+    files = {name: (folder / name).stat().st_size for name in (KEPT_FILE, HELD_OUT_FILE, RESUME_FILE)
+             if (folder / name).exists()}
     manifest = {"result": result or {}, "history": history or [], "files": files}
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest, default=_plain))
     return folder
@@ -137,6 +147,16 @@ def load_kept(folder: str | Path) -> dict[str, Any]:
     """The deliverable that :func:`save_checkpoint` wrote (FileNotFoundError once retention deleted it)."""
     # weights_only: a checkpoint is data (tensors, numbers, strings), never code to unpickle.
     return torch.load(Path(folder) / KEPT_FILE, map_location="cpu", weights_only=True)
+
+
+def read_held_out(fs: pyarrow.fs.FileSystem, folder: str) -> dict[str, Any] | None:
+    """The ``held_out.pt`` of a checkpoint folder on any storage: ``units`` [(seed, fold)] and ``scores``
+    [(y_true, y_score)], one per model; None where the folder has none (written before it was kept)."""
+    path = f"{folder.rstrip('/')}/{HELD_OUT_FILE}"
+    if fs.get_file_info(path).type != pyarrow.fs.FileType.File:
+        return None
+    with fs.open_input_stream(path) as stream:
+        return torch.load(io.BytesIO(stream.read()), map_location="cpu", weights_only=True)
 
 
 def load_resume(folder: str | Path) -> dict[str, Any] | None:

@@ -37,6 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "target_recall": 0.9,  # recall of the operating point: val_*_at_recall and the delivered threshold
     "min_balanced_accuracy": 0.6,  # degenerate-model guard on the metric; 0 disables it
     "folds": 1,  # 1: train on train, judge on val; k > 1: k stratified folds of train, val calibrates (Dataset.folds)
+    "seeds": 1,  # models per fold, seeded seed, seed + 1, ...: the objective is their mean (trainables.train.run_trial)
 }
 
 
@@ -62,6 +63,7 @@ class TrialConfig:
     target_recall: float
     min_balanced_accuracy: float
     folds: int
+    seeds: int
 
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> "TrialConfig":
@@ -150,4 +152,5 @@ _CHECKS: dict[str, Callable[[str, Any], None]] = {
     "min_epochs": lambda key, v: _check_int(key, v, 1),
     "lr_schedule": lambda key, v: _check_choice(key, v, tuple(LR_SCHEDULES)),
     "folds": lambda key, v: _check_int(key, v, 1),
+    "seeds": lambda key, v: _check_int(key, v, 1),
 }

@@ -30,7 +30,7 @@ class KeptModel:
     classifier: Classifier
     config: TrialConfig
     metrics: dict[str, float]  # the kept state's validation metrics, as the trial reported them (without kept_)
-    out_of_fold: Scores | None = None  # with folds: each fold model's scores on its held-out images, pooled
+    out_of_fold: Scores | None = None  # with folds: each fold model's scores on its held-out images, pooled (x seeds)
 
     @property
     def image_size(self) -> int:
@@ -47,7 +47,11 @@ class KeptModel:
 
     @property
     def folds(self) -> int:
-        return len(self.classifier.members)
+        return self.config.folds
+
+    @property
+    def seeds(self) -> int:
+        return self.config.seeds
 
     def scores(self, split: Split) -> Scores:
         """Positive-class probabilities on ``split``: the mean over the fold models."""
@@ -65,7 +69,8 @@ def kept_model_from(kept: dict[str, Any], device: torch.device | None = None) ->
     point = OperatingPoint.from_json(point) if point else OperatingPoint(float("nan"), cfg.target_recall, 0, 0, "")
     classifier = Classifier.from_kept([kept], point, device=data_device() if device is None else device)
     folds = kept.get("fold_scores")
-    out_of_fold = pool_scores([Scores(*(np.asarray(part) for part in pair)) for pair in folds]) if folds else None
+    out_of_fold = (pool_scores([Scores(*(np.asarray(part) for part in pair)) for pair in folds])
+                   if folds and cfg.folds > 1 else None)
     metrics = {k: float(v) for k, v in kept["metrics"].items()}
     return KeptModel(classifier, cfg, metrics, out_of_fold)
 

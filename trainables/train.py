@@ -51,6 +51,7 @@ from trainables.optim import LR_SCHEDULES, OPTIMIZERS
 
 EVAL_BATCH_SIZE = 256  # images per forward pass when evaluating; no effect on results
 FOLD_SEED_STRIDE = 1_000_003  # fold i's models draw from seed + i * this: distinct streams, fold 0 the trial's own
+# Seed replicate r (--seeds) draws from seed + r, with the same folds: its own weights, batch order and augmentation.
 # (metrics, checkpoint or None); a checkpoint is {"kept": deliverable, "resume": state or None}
 Reporter = Callable[[dict[str, float], dict[str, Any] | None], None]
 
@@ -128,7 +129,8 @@ class EarlyStopping:
 class FoldRun:
     """One model of a trial, trained on one fold's training images and judged on its validation images.
 
-    A trial without folds has one, on the data's train and val splits.
+    A trial without folds has one per seed, on the data's train and val
+    splits; with folds, one per fold and seed (``fold``, ``replicate``).
     """
 
     model: nn.Module
@@ -143,6 +145,8 @@ class FoldRun:
     # the kept epoch, averaged over the folds, are the fold ensemble's scores that set its operating threshold.
     calibration_loader: BatchLoader | None = None
     calibration_scores: Scores | None = None
+    fold: int = 0
+    replicate: int = 0  # which of the trial's seeds: cfg.seed + replicate
 
     def epoch(self, epoch: int, where: Placement, target_recall: float) -> dict[str, float] | None:
         """Train one epoch and judge it; its validation metrics, or None when a loss or score is not finite."""
@@ -176,15 +180,16 @@ class FoldRun:
             self.calibration_scores = Scores(np.asarray(calibration[fold][0]), np.asarray(calibration[fold][1]))
 
 
-def fold_seed(seed: int, fold: int) -> int:
-    """The seed of fold ``fold``'s model and batches: the trial's own for the first (or only) fold."""
-    return seed + FOLD_SEED_STRIDE * fold
+def fold_seed(seed: int, fold: int, replicate: int = 0) -> int:
+    """The seed of one model and its batches: the trial's own for the first (or only) fold of its first seed."""
+    return seed + replicate + FOLD_SEED_STRIDE * fold
 
 
 def start_fold(cfg: TrialConfig, train: Split, val: Split, *, fold: int, where: Placement,
-               imagenet_state: dict[str, torch.Tensor] | None, calibration: Split | None = None) -> FoldRun:
-    """A fresh seeded model, optimiser, schedule and loaders for one fold (``calibration``: with folds, the val split)."""
-    seed = fold_seed(cfg.seed, fold)
+               imagenet_state: dict[str, torch.Tensor] | None, calibration: Split | None = None,
+               replicate: int = 0) -> FoldRun:
+    """A fresh seeded model, optimiser, schedule and loaders for one fold and seed (``calibration``: with folds, val)."""
+    seed = fold_seed(cfg.seed, fold, replicate)
     torch.manual_seed(seed)  # model initialisation and dropout, on every device
     generator = torch.Generator().manual_seed(seed)
     model = create_model(
@@ -208,6 +213,8 @@ def start_fold(cfg: TrialConfig, train: Split, val: Split, *, fold: int, where: 
         val_loader=make_loader(val, cfg, batch_size=EVAL_BATCH_SIZE, where=where),
         calibration_loader=None if calibration is None else make_loader(calibration, cfg, batch_size=EVAL_BATCH_SIZE,
                                                                         where=where),
+        fold=fold,
+        replicate=replicate,
     )
 
 
@@ -246,13 +253,19 @@ def run_trial(
     ``oof_`` metrics. The validation split stays out of the folds: the mean of
     the kept fold models (the model as delivered) is scored there, and its
     operating threshold is set on those scores (:func:`calibration_scores`).
+
+    With ``cfg.seeds`` = N > 1 every fold (or the one split) trains N models,
+    seeded ``cfg.seed``, ``cfg.seed + 1``, ...: the reported means and errors
+    are over the N x k models, and the delivered model is their mean.
     """
     started = time.perf_counter() if started is None else started
     where = placement(cfg.architecture, dataset.image_size, device)
     reset_peak_memory(where.device)
     calibration = dataset.val if cfg.folds > 1 else None
-    runs = [start_fold(cfg, train, val, fold=i, where=where, imagenet_state=imagenet_state, calibration=calibration)
-            for i, (train, val) in enumerate(dataset.folds(cfg.folds))]
+    splits = dataset.folds(cfg.folds)
+    runs = [start_fold(cfg, train, val, fold=i, replicate=r, where=where, imagenet_state=imagenet_state,
+                       calibration=calibration)
+            for r in range(cfg.seeds) for i, (train, val) in enumerate(splits)]
     first_epoch = 1
     if resume_from is not None:
         for i, run in enumerate(runs):
@@ -260,6 +273,7 @@ def run_trial(
         _set_rng_states(resume_from)
         first_epoch = resume_from["epoch"] + 1
     setup_s = time.perf_counter() - started  # data, models, optimisers ready: the first step comes next
+    parameters = sum(p.numel() for p in runs[0].model.parameters())
     last_checkpoint = time.perf_counter()  # the clock of checkpoints.period_s starts with training
 
     for epoch in range(first_epoch, cfg.max_epochs + 1):
@@ -282,6 +296,7 @@ def run_trial(
             "stopped_early": stopped,
             "diverged": diverged,
             "setup_s": setup_s,
+            "parameters": parameters,  # of one model: what the cheapest-on-ties rule compares (search.comparison)
             **peak_memory_mib(where.device),
         }
         if len(runs) > 1:
@@ -327,10 +342,22 @@ def mean_and_se(per_fold: list[dict[str, float]]) -> dict[str, float]:
 
 
 def held_out_scores(runs: list[FoldRun]) -> list[Scores] | None:
-    """Each fold model's scores on its own held-out images at its kept epoch; None without folds."""
-    if len(runs) == 1 or any(run.stopper.best_scores is None for run in runs):
+    """Each model's scores on its own held-out images (its fold's, else val) at its kept epoch; None before one."""
+    if any(run.stopper.best_scores is None for run in runs):
         return None
     return [run.stopper.best_scores for run in runs]
+
+
+def has_folds(runs: list[FoldRun]) -> bool:
+    """Whether the trial's models were trained on folds of the train split (else all on train, judged on val)."""
+    return any(run.fold > 0 for run in runs)
+
+
+def ensemble_name(folds: int, seeds: int) -> str:
+    """What a trial's delivered model is the mean of, in words: ``5 fold models``, ``2 seeds x 5 folds``."""
+    if seeds == 1:
+        return f"{folds} fold models" if folds > 1 else "one model"
+    return f"{seeds} seeds x {folds} folds" if folds > 1 else f"{seeds} seeds"
 
 
 def pool_scores(parts: list[Scores]) -> Scores:
@@ -344,7 +371,7 @@ def kept_summary(runs: list[FoldRun], *, target_recall: float) -> dict[str, floa
         return {}
     summary = mean_and_se([run.stopper.best_metrics for run in runs])
     parts = held_out_scores(runs)
-    if parts is not None:
+    if parts is not None and has_folds(runs):
         oof = pool_scores(parts)
         summary.update(classification_metrics(oof.y_true, oof.predictions(), oof.y_score, prefix="oof_",
                                               target_recall=target_recall))
@@ -356,15 +383,18 @@ def calibration_scores(runs: list[FoldRun]) -> tuple[Scores, str] | None:
 
     With folds, the fold ensemble's (the mean of the kept fold models') on the
     validation split, which none of them trained or stopped on: the model as
-    delivered, on images like new ones. Without, the model's validation scores.
+    delivered, on images like new ones. Without, the model's validation
+    scores (with seeds, the mean of its seeds' models there).
     """
-    if len(runs) > 1:
-        parts = [run.calibration_scores for run in runs]
-        return (None if any(p is None for p in parts) else
-                (average_scores(parts), "the fold ensemble's validation"))
-    if runs[0].stopper.best_scores is not None:
-        return runs[0].stopper.best_scores, "validation"
-    return None
+    folded = has_folds(runs)
+    parts = [run.calibration_scores if folded else run.stopper.best_scores for run in runs]
+    if any(p is None for p in parts):
+        return None
+    if len(parts) == 1:
+        return parts[0], "validation"
+    folds = len({run.fold for run in runs})
+    # Read as "set on the mean of its 5 fold models' validation scores" (OperatingPoint.describe).
+    return average_scores(parts), f"the mean of its {ensemble_name(folds, len(runs) // folds)}' validation"
 
 
 def _deliverable(cfg: TrialConfig, dataset: Dataset, runs: list[FoldRun], kept: dict[str, float]) -> dict[str, Any]:
@@ -387,12 +417,13 @@ def _deliverable(cfg: TrialConfig, dataset: Dataset, runs: list[FoldRun], kept: 
         "metrics": kept,
         "operating_point": None if point is None else point.to_json(),
         "fold_metrics": [run.stopper.best_metrics for run in runs],
-        # Out-of-fold scores: each fold model's, on its own held-out images at its kept epoch.
+        # Held-out scores: each model's, on its own held-out images (its fold's, else val) at its kept epoch.
         # As tensors, which torch.load(weights_only=True) reads back; numpy arrays would need unpickling.
         "fold_scores": None if parts is None else [(torch.from_numpy(part.y_true), torch.from_numpy(part.y_score))
                                                    for part in parts],
+        "units": [(run.replicate, run.fold) for run in runs],  # each model's seed (cfg.seed + it) and fold
         # With folds: each fold model's scores on the validation split at its kept epoch (calibration_scores).
-        "calibration_scores": None if len(runs) == 1 or any(run.calibration_scores is None for run in runs) else [
+        "calibration_scores": None if not has_folds(runs) or any(run.calibration_scores is None for run in runs) else [
             (torch.from_numpy(run.calibration_scores.y_true), torch.from_numpy(run.calibration_scores.y_score))
             for run in runs],
     }

@@ -23,7 +23,7 @@ from search.run import (
     with_folds_decided,
 )
 from tests.conftest import tiny_dataset
-from trainables import KEPT_FILE, RESUME_FILE, InputError, load_kept
+from trainables import HELD_OUT_FILE, KEPT_FILE, RESUME_FILE, InputError, load_kept
 
 FAST = ["--image-size", "16", "--max-epochs", "2"]  # seconds per trial on a CPU
 
@@ -119,16 +119,26 @@ def test_grid_search_runs_every_smoke_trial(ray_session, tmp_path):
     assert recorded["space"]["name"] == "smoke" and recorded["data"]["image_size"] == 16
 
 
-def test_cross_validated_search_ranks_fold_means_and_delivers_the_fold_models_mean(ray_session, tmp_path):
-    trials, folder = _search(tmp_path, "--folds", "2", "--max-epochs", "1")
+def test_cross_validated_search_with_seeds_ranks_their_mean_and_delivers_every_model(ray_session, tmp_path):
+    trials, folder = _search(tmp_path, "--folds", "2", "--seeds", "2", "--max-epochs", "1")
     assert len(trials) == 4 and trials["kept_val_auc_se"].notna().all() and trials["kept_oof_auc"].between(0, 1).all()
     best = json.loads((folder / "best.json").read_text())
-    assert best["folds"] == 2 and best["config"]["folds"] == 2
-    # The threshold is the fold ensemble's, set on the 50 validation positives that no fold model trained on.
-    assert best["operating_point"]["scores"] == "the fold ensemble's validation"
+    assert best["folds"] == 2 and best["config"]["folds"] == 2 and best["config"]["seeds"] == 2
+    # The threshold is the ensemble's, set on the 50 validation positives that no fold model trained on.
+    assert best["operating_point"]["scores"] == "the mean of its 2 seeds x 2 folds' validation"
     assert best["operating_point"]["positives"] == best["estimates"]["positives"] == 50
+    assert len(best["deliverable"]["members"]) == 1 and best["deliverable"]["seeds"] == 2
     chosen = trials[trials["path"] == best["trial_path"]].iloc[0]
-    assert chosen["kept_val_recall"] == best["val"]["val_recall"]  # ranked on the fold mean
+    assert chosen["kept_val_recall"] == best["val"]["val_recall"]  # ranked on the mean over seeds x folds
+    for trial in trials.itertuples():  # each configuration trained 2 seeds x 2 folds
+        (checkpoint,) = Path(trial.path).glob("checkpoint_*")
+        assert [tuple(unit) for unit in load_kept(checkpoint)["units"]] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    # Every trial was compared with the best on the same held-out images; the delivered one is the tie rule's.
+    comparisons = json.loads((folder / "comparisons.json").read_text())
+    assert comparisons["best"] in set(trials["trial_id"]) and best["choice"]["chosen"] == comparisons["chosen"]
+    assert Path(best["trial_path"]).name.startswith(f"train_fn_{comparisons['chosen']}")
+    assert set(trials["tie"].dropna()) <= {"best", "tied", "worse"} and (trials["tie"] == "best").sum() == 1
+    assert {(e["architecture"], e["strategy"]) for e in comparisons["effects"]} == {("cnn", "both"), ("cnn_bn", "both")}
 
 
 def test_asha_scheduler(ray_session, tmp_path):
@@ -158,8 +168,11 @@ def test_finished_trials_keep_only_the_weights_within_the_budget(ray_session, tm
     trials = pd.read_csv(folder / "trials.csv")
     best = json.loads((folder / "best.json").read_text())
     # Weight files only: a finished trial's folder also holds its small markers (trainables.checkpoints).
-    kept = {row.trial_id: [p.name for p in Path(row.path).glob("checkpoint_*/*.pt")] for row in trials.itertuples()}
+    kept = {row.trial_id: [p.name for p in Path(row.path).glob("checkpoint_*/*.pt") if p.name != HELD_OUT_FILE]
+            for row in trials.itertuples()}
     assert sorted(map(sorted, kept.values())) == [[], [], [KEPT_FILE]]
+    # Every trial keeps its held-out scores, which the comparisons read after its weights are gone.
+    assert all(list(Path(row.path).glob(f"checkpoint_*/{HELD_OUT_FILE}")) for row in trials.itertuples())
     (winner,) = [t for t, files in kept.items() if files]
     assert trials.set_index("trial_id")["weights_kept"].to_dict() == {t: t == winner for t in kept}
     assert Path(best["trial_path"]).name.startswith(f"train_fn_{winner}")

@@ -20,6 +20,7 @@ from trainables import (
     EarlyStopping,
     Split,
     TrialConfig,
+    average_scores,
     data_device,
     kept_model_from,
     read_history,
@@ -41,7 +42,7 @@ def _same(a, b):
 
 def _run(cfg, dataset, resume_from=None):
     reports = []
-    (run,) = run_trial(cfg, dataset, report=lambda m, s: reports.append((m, copy.deepcopy(s))), resume_from=resume_from)
+    run, *_ = run_trial(cfg, dataset, report=lambda m, s: reports.append((m, copy.deepcopy(s))), resume_from=resume_from)
     return run.model, run.stopper, reports
 
 
@@ -121,9 +122,10 @@ def test_every_epoch_reports_the_operating_point_at_the_target_recall():
     assert reports[-1][1]["kept"]["metrics"]["val_threshold_at_recall"] == reports[-1][0]["kept_val_threshold_at_recall"]
 
 
-@pytest.mark.parametrize("schedule", ["constant", "cosine"])
-def test_resuming_from_a_checkpoint_continues_the_same_run(schedule):
-    cfg = TrialConfig.from_dict({"max_epochs": 4, "augment": True, "strategy": "oversampling", "lr_schedule": schedule})
+@pytest.mark.parametrize("schedule, seeds", [("constant", 1), ("cosine", 1), ("constant", 2)])
+def test_resuming_from_a_checkpoint_continues_the_same_run(schedule, seeds):
+    cfg = TrialConfig.from_dict({"max_epochs": 4, "augment": True, "strategy": "oversampling", "lr_schedule": schedule,
+                                 "seeds": seeds})
     data = tiny_dataset()
     _, _, straight = _run(cfg, data)
     after_two = straight[1][1]
@@ -172,7 +174,7 @@ def test_a_trial_with_folds_reports_fold_means_and_errors_and_delivers_every_fol
     assert sorted(delivered.out_of_fold.y_true) == sorted(data.train.labels)
     # The threshold is the fold ensemble's, set on the validation split that no fold model trained or stopped on.
     ensemble = delivered.validation_scores(data.val)
-    assert delivered.operating_point.scores == "the fold ensemble's validation"
+    assert delivered.operating_point.scores == "the mean of its 3 fold models' validation"
     assert delivered.operating_point.positives == data.val.class_counts()[1]
     assert delivered.threshold == operating_point(ensemble.y_true, ensemble.y_score, target_recall=0.9)[
         "threshold_at_recall"]
@@ -301,3 +303,38 @@ def test_a_restored_trial_that_had_ended_reports_its_final_result_once_unless_tu
     fake.install(monkeypatch)
     train_fn(RESTORED, datasets={16: tiny_dataset()}, checkpoints=EVERY_EPOCH)
     assert fake.reports == [] and not last.exists() and (trial / "checkpoint_000004").exists()
+
+
+def test_seed_replicates_train_each_fold_under_every_seed_and_rank_their_mean():
+    cfg = TrialConfig.from_dict({"max_epochs": 2, "folds": 2, "seeds": 2, "seed": 7})
+    data = tiny_dataset()
+    reports = []
+    runs = run_trial(cfg, data, report=lambda m, s: reports.append((m, copy.deepcopy(s))))
+    metrics, state = reports[-1]
+    assert [(run.replicate, run.fold) for run in runs] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    # Each seed's models start from their own weights, on the same folds as the other seed's.
+    first = [next(iter(run.model.state_dict().values())) for run in runs]
+    assert not torch.equal(first[0], first[2]) and not torch.equal(first[0], first[1])
+    assert all(torch.equal(a.val_loader.labels, b.val_loader.labels) for a, b in zip(runs[:2], runs[2:]))
+    per_model = [run.stopper.best_metrics["val_specificity_at_recall"] for run in runs]
+    assert metrics["kept_val_specificity_at_recall"] == pytest.approx(np.mean(per_model))
+    assert metrics["kept_val_specificity_at_recall_se"] == pytest.approx(np.std(per_model, ddof=1) / 2)
+    kept = state["kept"]
+    assert kept["units"] == [(0, 0), (0, 1), (1, 0), (1, 1)] and len(kept["weights"]) == 4
+    delivered = kept_model_from(kept)
+    assert (delivered.folds, delivered.seeds, len(delivered.classifier.members)) == (2, 2, 4)
+    assert delivered.operating_point.scores == "the mean of its 2 seeds x 2 folds' validation"
+
+
+def test_seed_replicates_without_folds_are_judged_on_validation_and_deliver_their_mean():
+    cfg = TrialConfig.from_dict({"max_epochs": 2, "seeds": 3})
+    data = tiny_dataset()
+    reports = []
+    runs = run_trial(cfg, data, report=lambda m, s: reports.append((m, copy.deepcopy(s))))
+    kept = reports[-1][1]["kept"]
+    assert len(runs) == 3 and "kept_oof_auc" not in reports[-1][0]  # no folds, no out-of-fold scores
+    delivered = kept_model_from(kept)
+    ensemble = average_scores([run.stopper.best_scores for run in runs])
+    assert delivered.operating_point.scores == "the mean of its 3 seeds' validation"
+    assert delivered.threshold == operating_point(ensemble.y_true, ensemble.y_score, target_recall=0.9)[
+        "threshold_at_recall"]
