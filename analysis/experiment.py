@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow.fs
 from ray import tune
 
+from search.comparison import COMPARISONS_FILE, tie_marks
 from search.data_record import DATA_FILE
 from search.results import SETTINGS_FILE, trial_row
 from trainables import DEFAULTS, KEPT_FILE, has_checkpoint_file, read_history
@@ -37,6 +38,7 @@ class Experiment:
     checkpoints: dict[str, tune.Checkpoint] = field(default_factory=dict)  # trial_id -> latest checkpoint
     data_record: dict[str, Any] | None = None  # data.json: what the data was (None for older experiments)
     best: dict[str, Any] | None = None  # best.json: the deliverable (search.deliverable); None before the search ended
+    comparisons: dict[str, Any] | None = None  # comparisons.json: ties and strategy effects (search.comparison)
 
     @property
     def metric(self) -> str:
@@ -76,8 +78,12 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
         if not frame.empty:
             curves.append(frame.assign(trial_id=trial.trial_id))
     epochs = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame()
-    return Experiment(str(path), pd.DataFrame(rows), epochs, settings, checkpoints, _read_json(uri, DATA_FILE),
-                      _read_json(uri, BEST_FILE))
+    trials = pd.DataFrame(rows)
+    comparisons = _read_json(uri, COMPARISONS_FILE)
+    if comparisons is not None and not trials.empty:
+        trials = trials.assign(tie=tie_marks(trials, comparisons))
+    return Experiment(str(path), trials, epochs, settings, checkpoints, _read_json(uri, DATA_FILE),
+                      _read_json(uri, BEST_FILE), comparisons)
 
 
 def learning_curve(recorded: pd.DataFrame | None, history: list[dict[str, Any]], *,

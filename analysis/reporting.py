@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
+from analysis.comparisons import comparisons_section
 from analysis.delivered import Scored, candidates_section, delivered_section
 from analysis.document import Document
 from analysis.evaluation import load_kept_model, rebuild_datasets
@@ -46,7 +47,7 @@ from trainables.data import FEW_VALIDATION_POSITIVES
 
 # F1 and AP are left to trials.csv: with them the table was wider than an 800 px page.
 SHOWN_METRICS = ("objective", "kept_val_recall", "kept_val_precision", "kept_val_balanced_accuracy",
-                 "kept_val_auc", "kept_epoch", "epochs", "ended_by")
+                 "kept_val_auc", "kept_epoch", "epochs", "ended_by", "tie")
 # Below this many minority examples in validation, one example moves recall by more than 2 points.
 VAL_TEST_METRICS = ("recall", "precision", "auc")  # the validation-vs-test view (bootstrap_intervals' rows)
 
@@ -72,6 +73,7 @@ def build_report(path: str, *, out_dir: str | Path | None = None, examples: int 
     else:
         datasets = _rebuild(experiment, scored, problems)
         _comparison_section(doc, experiment, scored)
+        comparisons_section(doc, experiment)
         _what_mattered_section(doc, experiment, scored, datasets, out, problems, resamples=resamples)
         chosen = delivered_section(doc, experiment, datasets, out, problems, examples=examples, resamples=resamples)
         chosen += candidates_section(doc, experiment, scored, datasets, out, problems, resamples=resamples)

@@ -191,7 +191,7 @@ def one_draw(args: argparse.Namespace, draw: int, work: Path, out: Path) -> list
             "--space", args.space, "--data", str(drawn), "--image-size", str(args.image_size),
             "--max-epochs", str(args.max_epochs), "--folds", str(args.folds), "--keep-weights", str(args.keep_weights),
             "--target-recall", str(args.target_recall), "--storage-path", str(work / "storage"),
-            "--name", f"draw{draw}-{variant}", "--progress-interval", "60"])
+            "--name", f"draw{draw}-{variant}"])
         settings = settings_from_args(flags)
         datasets, states, size = prepare_inputs(settings, flags)
         dataset = datasets[args.image_size]
@@ -216,7 +216,7 @@ def one_draw(args: argparse.Namespace, draw: int, work: Path, out: Path) -> list
             assert all(d.split(n).groups is None for d in datasets.values() for n in ("train", "val", "test"))
         started = time.perf_counter()
         folder = run(settings, datasets=datasets, imagenet_states=states, source_image_size=size,
-                     data_options=data_options(flags))
+                     data_options=data_options(flags), progress_interval_s=120)
         seconds = time.perf_counter() - started
         log(f"draw {draw} {variant}: search done in {seconds:.0f} s; scoring")
         frame = score_trials(folder, datasets[args.image_size], judge.images, judge.labels, args.target_recall)

@@ -1,5 +1,6 @@
 """A real smoke experiment, loaded into pandas and reported."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -7,6 +8,7 @@ import sys
 import pytest
 
 from analysis import ExperimentError, build_report, load_epochs, load_experiment, load_trials
+from search.comparison import ties_in_words
 
 
 @pytest.fixture
@@ -49,6 +51,12 @@ def test_report_answers_the_study_question(smoke_experiment, smoke_report):
         assert "failed guard: balanced accuracy" in md
     comparison = md.split("## Best configuration per architecture")[1].split("## What mattered")[0]
     assert "-1.0000" not in comparison and "-2.0000" not in comparison
+    # What the data can tell apart: the ties with the best and the strategy effects, as the search recorded them.
+    told = md.split("## What the data can tell apart")[1].split("## What mattered")[0]
+    record = json.loads((smoke_experiment / "comparisons.json").read_text())
+    assert ties_in_words(record) in told and "| best minus this" in told and "| verdict" in told
+    assert f"Delivered: {record['chosen']}, by the rule --on-ties cheapest" in told
+    assert set(trials["tie"].dropna()) <= {"best", "tied", "worse", ""}
 
 
 def test_a_missing_checkpoint_is_listed_and_the_rest_still_written(experiment, tmp_path):
