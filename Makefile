@@ -14,10 +14,12 @@ install: $(VENV)/.installed
 # pip byte-compiles at install (about 40 s more than --no-compile), because every Ray worker and
 # CLI subprocess would otherwise compile torch and ray on import: `make test` from a fresh clone
 # took 11 min 20 s with --no-compile and 5 min 25 s without it (CI=true bash .ci/run, 270 tests).
-$(VENV)/.installed: pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required; run: make PYTHON=python3.11 ...")'
+# constraints.txt holds the exact versions CI tested; pyproject.toml only ranges (a user's `pip install .`
+# keeps their own torch).
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 11) else "Python 3.11 or later is required; run: make PYTHON=python3.11 ...")'
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[test]' -c constraints.txt
 	touch $@
 
 run: install

@@ -21,6 +21,7 @@ from search.data_record import DATA_FILE
 from search.results import SETTINGS_FILE, trial_row
 from trainables import DEFAULTS, KEPT_FILE, has_checkpoint_file, read_history
 from trainables.classifier import BEST_FILE
+from trainables.ray_compat import trial_folder
 
 
 class ExperimentError(ValueError):
@@ -69,7 +70,7 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
         metrics = trial.last_result or {}
         error = _error_line(trial)
         rows.append(trial_row(trial_id=trial.trial_id, config=trial.config, metrics=metrics, error=error,
-                              path=trial.storage.trial_fs_path, max_epochs=max_epochs,
+                              path=trial_folder(trial), max_epochs=max_epochs,
                               weights_kept=has_checkpoint_file(trial.checkpoint, KEPT_FILE)))
         if trial.checkpoint is not None:
             checkpoints[trial.trial_id] = trial.checkpoint

@@ -38,17 +38,16 @@ def records_mib(checkpoints: int) -> float:
     """MiB held by the records of ``checkpoints`` checkpoints of each of 1,440 trials."""
     import pyarrow.fs
     from ray.train import Checkpoint, CheckpointConfig
-    from ray.train._internal.checkpoint_manager import _CheckpointManager
-    from ray.train._internal.session import _TrainingResult
+    from trainables.ray_compat import checkpoint_manager, training_result
 
     fs = pyarrow.fs.LocalFileSystem()
     tracemalloc.start()
     managers = []
     for trial in range(TRIALS):
-        manager = _CheckpointManager(CheckpointConfig(num_to_keep=None))
+        manager = checkpoint_manager(CheckpointConfig(num_to_keep=None))
         for index in range(checkpoints):
             path = f"/storage/experiment/train_fn_{trial:05d}_a_long_trial_name/checkpoint_{index:06d}"
-            manager.register_checkpoint(_TrainingResult(Checkpoint(path, filesystem=fs), metrics=result_row(index)))
+            manager.register_checkpoint(training_result(Checkpoint(path, filesystem=fs), metrics=result_row(index)))
         managers.append(manager)
     held, _ = tracemalloc.get_traced_memory()
     return held / 2**20

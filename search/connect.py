@@ -11,18 +11,15 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from trainables import InputError
+from trainables.ray_compat import loopback_node
 
 LOOPBACK = "127.0.0.1"
-# Ray swaps 127.0.0.1 for the machine's outward address, unless it believes
-# that it runs single-node (its default on Windows and macOS), which this
-# variable says. With 127.0.0.1 kept as the node address, the GCS, raylet,
+# Ray swaps 127.0.0.1 for the machine's outward address unless it believes that it runs single-node
+# (trainables.ray_compat.loopback_node). With 127.0.0.1 kept as the node address, the GCS, raylet,
 # workers and agents listen on 127.0.0.1 only (measured: tests/search/test_connect.py).
-SINGLE_NODE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 # The first bytes of an HTTP/2 connection; a gRPC server (Ray's GCS, the Ray
 # client server) answers with a SETTINGS frame (type 4) at once.
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
@@ -66,9 +63,8 @@ def init_ray(address: str | None, *, verbose: bool = False) -> None:
         if address:
             ray.init(address=address, log_to_driver=False, **quiet)
         else:
-            with _loopback_only():
-                ray.init(address="local", _node_ip_address=LOOPBACK, include_dashboard=False, log_to_driver=False,
-                         **quiet)
+            with loopback_node() as on_loopback:
+                ray.init(address="local", include_dashboard=False, log_to_driver=False, **on_loopback, **quiet)
     except AuthenticationError:
         raise InputError(f"the Ray cluster at {address!r} uses token authentication and no token is set here: "
                          "set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH to the cluster's token") from None
@@ -80,24 +76,6 @@ def init_ray(address: str | None, *, verbose: bool = False) -> None:
         token = "the token set here was refused" if _has_auth_token() else "no token is set here"
         raise InputError(f"cannot connect to the Ray cluster at {address!r} ({reason}); if it uses token "
                          f"authentication, {token}: set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH to the cluster's token") from None
-
-
-@contextmanager
-def _loopback_only() -> Iterator[None]:
-    """Let Ray keep 127.0.0.1 as the node address while it starts (its processes inherit the variable)."""
-    from ray._private import ray_constants
-
-    saved_env, saved_flag = os.environ.get(SINGLE_NODE_ENV), ray_constants.ENABLE_RAY_CLUSTER
-    os.environ[SINGLE_NODE_ENV] = "0"
-    ray_constants.ENABLE_RAY_CLUSTER = False  # read when 127.0.0.1 is resolved; the variable only at import
-    try:
-        yield
-    finally:
-        ray_constants.ENABLE_RAY_CLUSTER = saved_flag
-        if saved_env is None:
-            os.environ.pop(SINGLE_NODE_ENV, None)
-        else:
-            os.environ[SINGLE_NODE_ENV] = saved_env
 
 
 def _has_auth_token() -> bool:

@@ -183,7 +183,7 @@ def delivery_lines(best: dict[str, Any], where: Path) -> list[str]:
     deliverable, point = best["deliverable"], OperatingPoint.from_json(best["operating_point"])
     folds, seeds = deliverable["folds"], deliverable.get("seeds", 1)
     judged_on = ("validation" if folds == 1 else f"{folds}-fold cross-validation") + (
-        f", the mean of {seeds} seeds" if seeds > 1 else "")
+        f" averaged over {seeds} seeds" if seeds > 1 else "")
     images = best["test_images"]
     test = best["test"]
     lines = [f"Delivered ({where}): {deliverable['summary']}, chosen on {judged_on}.",

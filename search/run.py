@@ -451,8 +451,9 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
     if not board.empty:
         metric = settings.fixed.get("metric", DEFAULTS["metric"])
         guard = guard_in_words(metric, settings.fixed.get("min_balanced_accuracy", DEFAULTS["min_balanced_accuracy"]))
+        over = ["folds"] * (settings.fixed.get("folds", 1) > 1) + ["seeds"] * (settings.fixed.get("seeds", 1) > 1)
         print(f"\nBest configurations by {metric} "
-              f"({'validation' if settings.fixed.get('folds', 1) == 1 else 'mean over folds'}, kept state; {guard}):")
+              f"({'mean over ' + ' x '.join(over) if over else 'validation'}, kept state; {guard}):")
         print(board.to_string(float_format=lambda v: f"{v:.4f}"))
     if comparisons is not None:
         print("\n" + "\n".join(comparison_lines(comparisons)))

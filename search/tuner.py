@@ -18,6 +18,7 @@ from search.resources import trial_resources
 from search.retention import WeightRetention, recreate_named_folders
 from search.spaces import Space
 from trainables import CheckpointPolicy, Dataset, asha_rungs, train_fn
+from trainables.ray_compat import forget_metric_windows
 
 # What ASHA and Optuna compare: the objective with its ties broken as the final
 # ranking breaks them. On recall, many trials tie (at 1.0, or at the guard's
@@ -161,7 +162,7 @@ class ForgetFinishedWindows(Callback):
     """
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        trial.run_metadata.metric_n_steps = {}  # also what snapshots save of it from now on
+        forget_metric_windows(trial)
 
 
 def logger_callbacks(settings: SearchSettings) -> list[Callback]:

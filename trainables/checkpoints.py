@@ -58,6 +58,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow.fs
 import torch
 
+from trainables.ray_compat import CHECKPOINT_FOLDER_PREFIX, asha_rung_epochs
+
 if TYPE_CHECKING:  # Ray's Checkpoint: a folder on any storage Ray writes to
     from ray.tune import Checkpoint
 
@@ -66,7 +68,6 @@ HELD_OUT_FILE = "held_out.pt"
 RESUME_FILE = "resume.pt"
 MANIFEST_FILE = "manifest.json"
 ENDED_FILE = "ended"
-FOLDER_PREFIX = "checkpoint_"  # Tune's name for a trial's checkpoint folders: checkpoint_000012
 # The layout of resume.pt. Raise it when the layout changes: a trial finds a resume state of another
 # layout unusable and starts again from its first epoch (a KeyError mid-resume otherwise). 2: per fold;
 # 3: folds over the train split, each fold model's scores on the validation (calibration) split kept.
@@ -108,8 +109,7 @@ EVERY_EPOCH = CheckpointPolicy()
 
 def asha_rungs(grace_period: int, reduction_factor: float, max_t: int) -> frozenset[int]:
     """The epochs after which Ray Tune's ASHA (one bracket) compares a trial with its rung, up to ``max_t``."""
-    count = int(math.log(max_t / grace_period) / math.log(reduction_factor) + 1)  # as ray.tune's _Bracket counts them
-    return frozenset(math.ceil(grace_period * reduction_factor**k) for k in range(count))
+    return frozenset(math.ceil(milestone) for milestone in asha_rung_epochs(grace_period, reduction_factor, max_t))
 
 
 def save_checkpoint(folder: str | Path, *, kept: dict[str, Any], resume: dict[str, Any] | None,
@@ -191,8 +191,9 @@ def checkpoint_folders(fs: pyarrow.fs.FileSystem, trial_path: str) -> list[tuple
     """A trial's ``checkpoint_*`` folders on ``fs`` as (index, path), newest (highest index) first."""
     folders = []
     for info in fs.get_file_info(pyarrow.fs.FileSelector(trial_path, allow_not_found=True)):
-        suffix = info.base_name[len(FOLDER_PREFIX):]
-        if info.type == pyarrow.fs.FileType.Directory and info.base_name.startswith(FOLDER_PREFIX) and suffix.isdigit():
+        suffix = info.base_name[len(CHECKPOINT_FOLDER_PREFIX):]
+        if (info.type == pyarrow.fs.FileType.Directory and info.base_name.startswith(CHECKPOINT_FOLDER_PREFIX)
+                and suffix.isdigit()):
             folders.append((int(suffix), info.path))
     return sorted(folders, reverse=True)
 

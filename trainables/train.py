@@ -47,6 +47,7 @@ from trainables.loader import BatchLoader
 from trainables.metrics import classification_metrics, guarded_objective, tiebroken_objective, worst_objective
 from trainables.models import create_model, get_spec
 from trainables.operating import set_operating_point
+from trainables.ray_compat import TrialStorage, trial_storage
 from trainables.optim import LR_SCHEDULES, OPTIMIZERS
 
 EVAL_BATCH_SIZE = 256  # images per forward pass when evaluating; no effect on results
@@ -561,7 +562,7 @@ def train_fn(config: dict[str, Any], *, datasets: dict[int, Dataset], imagenet_s
     cap_mib = cap_gpu_memory(resources.get("GPU", 0.0), where.device)
     node_id = ray.get_runtime_context().get_node_id()  # which node of a cluster ran the trial
 
-    point = _restore(tune.get_context().get_storage(), recorded=tune.get_checkpoint())
+    point = _restore(trial_storage(), recorded=tune.get_checkpoint())
     if point is not None and point.ended:
         return  # a trial that had ended when the driver died, before Tune's last snapshot said so
     resume_from = point.resume if point is not None else None
@@ -588,11 +589,11 @@ def train_fn(config: dict[str, Any], *, datasets: dict[int, Dataset], imagenet_s
                              "raise --gpus-per-trial, or pass --gpus-per-trial auto") from None
 
 
-def _restore(storage: Any, *, recorded: Any) -> RestorePoint | None:
+def _restore(storage: TrialStorage, *, recorded: Any) -> RestorePoint | None:
     """Where the trial stands: its newest complete checkpoint, made the one Tune records; None for a fresh start.
 
-    ``storage`` is Tune's StorageContext of the trial (its folder, the file
-    system, the number of its next checkpoint folder) and ``recorded`` the
+    ``storage`` is the trial's storage (trainables.ray_compat: its folder,
+    the file system, the number of its next checkpoint folder) and ``recorded`` the
     checkpoint Tune names for the trial. Tune snapshots the experiment every
     so often, so after a crash it may name an older checkpoint than the
     trial's newest, one the search has deleted since (recreated empty by
@@ -605,13 +606,13 @@ def _restore(storage: Any, *, recorded: Any) -> RestorePoint | None:
     """
     from ray import tune
 
-    fs, trial_path = storage.storage_filesystem, storage.trial_fs_path
+    fs, trial_path = storage.filesystem, storage.trial_path
     folders = checkpoint_folders(fs, trial_path)
     if not folders:
         return None
     # Tune numbers a trial's next folder after the last one it recorded; newer ones on disk would be
     # written over. Number on after the newest there is.
-    storage.current_checkpoint_index = max(storage.current_checkpoint_index, folders[0][0])
+    storage.number_after(folders[0][0])
     point = restore_point(fs, trial_path)
     if point is None:  # the trial's own folders, and what the search's logs forward to the console
         print(f"{Path(trial_path).name}: none of its {len(folders)} checkpoint folder(s) can be continued (cut short, "

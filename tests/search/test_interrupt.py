@@ -101,14 +101,15 @@ NOTHING_SAVED = "python -m search.run: interrupted before any trial started; not
 # half-built core worker, and the process died of SIGSEGV at exit after printing the right line.
 SIGINT_INSIDE_RAY_INIT = """
 import os, signal, sys
-from ray._private import gc_collect_manager
-start = gc_collect_manager.PythonGCThread.__init__
+from trainables.ray_compat import gc_thread_class
+thread = gc_thread_class()
+start = thread.__init__
 def sigint_then_start(self, *args, **kwargs):
-    gc_collect_manager.PythonGCThread.__init__ = start
+    thread.__init__ = start
     print("test: SIGINT inside ray.init", file=sys.stderr, flush=True)
     os.kill(os.getpid(), signal.SIGINT)
     start(self, *args, **kwargs)
-gc_collect_manager.PythonGCThread.__init__ = sigint_then_start
+thread.__init__ = sigint_then_start
 from search.run import main
 sys.exit(main(sys.argv[1:]))
 """

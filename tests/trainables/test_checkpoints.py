@@ -3,11 +3,11 @@ import math
 import pyarrow.fs
 import pytest
 import torch
-from ray.tune.schedulers.async_hyperband import _Bracket
 
 from tests.conftest import tiny_dataset
 from trainables import (
     ENDED_FILE,
+    HELD_OUT_FILE,
     KEPT_FILE,
     MANIFEST_FILE,
     RESUME_FILE,
@@ -17,6 +17,7 @@ from trainables import (
     asha_rungs,
     load_kept,
     load_resume,
+    read_held_out,
     restore_point,
     restore_points,
     run_trial,
@@ -24,10 +25,11 @@ from trainables import (
 )
 
 
-@pytest.mark.parametrize(("grace", "factor", "max_t"), [(1, 4, 20), (5, 3, 20), (1, 3, 20), (2, 2.5, 30), (1, 4, 1)])
-def test_asha_rungs_are_the_epochs_where_ray_tunes_asha_decides(grace, factor, max_t):
-    milestones = [milestone for milestone, _ in _Bracket(grace, max_t, factor, 0)._rungs]
-    assert asha_rungs(grace, factor, max_t) == {math.ceil(m) for m in milestones}
+@pytest.mark.parametrize(("grace", "factor", "max_t", "rungs"), [
+    (1, 4, 20, {1, 4, 16}), (5, 3, 20, {5, 15}), (1, 3, 20, {1, 3, 9}), (2, 2.5, 30, {2, 5, 13}), (1, 4, 1, {1})])
+def test_asha_rungs_are_the_epochs_where_ray_tunes_asha_decides(grace, factor, max_t, rungs):
+    # grace x factor^k up to max_t, rounded up: 2 x 2.5^2 = 12.5 is decided after epoch 13.
+    assert asha_rungs(grace, factor, max_t) == rungs
 
 
 def _checkpointed_epochs(cfg, policy):
@@ -53,16 +55,18 @@ def test_an_early_stopped_trial_checkpoints_its_last_epoch_with_its_kept_weights
     assert epochs == [last_epoch] and last_epoch < 30
     save_checkpoint(tmp_path, **last_state)
     assert load_kept(tmp_path)["epoch"] < last_epoch
-    # The last checkpoint is the deliverable alone: nothing to resume, no optimiser state on disk.
+    # The last checkpoint is the deliverable and its held-out scores: nothing to resume, no optimiser state on disk.
     assert last_state["resume"] is None and load_resume(tmp_path) is None
-    assert sorted(p.name for p in tmp_path.iterdir()) == [KEPT_FILE, MANIFEST_FILE]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [HELD_OUT_FILE, KEPT_FILE, MANIFEST_FILE]
+    held = read_held_out(pyarrow.fs.LocalFileSystem(), str(tmp_path))
+    assert held["units"] == [(0, 0)] and len(held["scores"]) == 1
 
 
 def test_a_checkpoint_before_the_last_epoch_holds_the_resume_state_beside_the_deliverable(tmp_path):
     cfg = TrialConfig.from_dict({"max_epochs": 3, "patience": 50})
     _, reports = _checkpointed_epochs(cfg, CheckpointPolicy(epochs=frozenset({1}), period_s=math.inf))
     save_checkpoint(tmp_path, **reports[0][1])
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([KEPT_FILE, MANIFEST_FILE, RESUME_FILE])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([HELD_OUT_FILE, KEPT_FILE, MANIFEST_FILE, RESUME_FILE])
     resume = load_resume(tmp_path)
     assert resume["epoch"] == 1 and resume["kept"]["epoch"] == 1 and "optimizer" in resume["folds"][0]
     assert "weights" not in resume and "weights" not in resume["folds"][0]  # the kept weights are stored once, in the deliverable

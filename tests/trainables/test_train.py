@@ -29,6 +29,7 @@ from trainables import (
     score_split,
     train_fn,
 )
+from trainables import train
 from trainables.metrics import operating_point
 
 # On the CPU a run repeats bit for bit. GPU kernels (cuDNN's autotuned choices, atomics in
@@ -216,28 +217,39 @@ def test_a_trial_with_folds_resumes_where_it_stopped():
     _same([m["val_loss"] for m, _ in resumed], [m["val_loss"] for m, _ in straight[1:]])
     _same(resumed[-1][0]["kept_oof_auc"], straight[-1][0]["kept_oof_auc"])
 
+@dataclasses.dataclass
+class _FakeStorage:
+    """What train_fn asks of trainables.ray_compat.TrialStorage."""
+
+    filesystem: pyarrow.fs.FileSystem
+    trial_path: str
+    index: int  # of the trial's last checkpoint folder
+
+    def number_after(self, index):
+        self.index = max(self.index, index)
+
+
 class _FakeTune:
     """What train_fn asks of Tune, in this process: its storage of one trial folder, its recorded checkpoint,
     and a report that copies a checkpoint into the next numbered folder, as Tune persists one."""
 
     def __init__(self, trial, *, index, recorded=None):
-        self.storage = SimpleNamespace(storage_filesystem=pyarrow.fs.LocalFileSystem(), trial_fs_path=str(trial),
-                                       current_checkpoint_index=index)
+        self.storage = _FakeStorage(pyarrow.fs.LocalFileSystem(), str(trial), index)
         self.recorded = recorded
         self.reports = []
 
     def report(self, metrics, checkpoint=None):
         name = None
         if checkpoint is not None:
-            self.storage.current_checkpoint_index += 1
-            name = f"checkpoint_{self.storage.current_checkpoint_index:06d}"
-            shutil.copytree(checkpoint.path, Path(self.storage.trial_fs_path) / name)
+            self.storage.index += 1
+            name = f"checkpoint_{self.storage.index:06d}"
+            shutil.copytree(checkpoint.path, Path(self.storage.trial_path) / name)
         self.reports.append((dict(metrics), name))
 
     def install(self, monkeypatch):
         monkeypatch.setattr(tune, "report", self.report)
         monkeypatch.setattr(tune, "get_checkpoint", lambda: self.recorded)
-        monkeypatch.setattr(tune, "get_context", lambda: SimpleNamespace(get_storage=lambda: self.storage))
+        monkeypatch.setattr(train, "trial_storage", lambda: self.storage)
         monkeypatch.setattr(ray, "get_runtime_context", lambda: SimpleNamespace(get_assigned_resources=dict,
                                                                                  get_node_id=lambda: "node"))
 
