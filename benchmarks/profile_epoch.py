@@ -30,8 +30,8 @@ from trainables import TrialConfig, load_datasets, run_trial, save_checkpoint
 STAGES = {
     "batches": ("trainables/loader.py", "__iter__"),
     "augmentation": ("trainables/augmentation.py", "augment_batch"),
-    "train_pass": ("trainables/train.py", "train_one_epoch"),
-    "val_pass": ("trainables/train.py", "evaluate"),
+    "train_pass": ("trainables/loop.py", "train_one_epoch"),
+    "val_pass": ("trainables/loop.py", "evaluate"),
     "metrics": ("trainables/metrics.py", "classification_metrics"),
     "checkpoint": ("trainables/checkpoints.py", "save_checkpoint"),
 }

@@ -53,18 +53,12 @@ from trainables.models import (
     weights_path,
 )
 from trainables.optim import LR_SCHEDULES, OPTIMIZERS
-from trainables.train import (
-    EVAL_BATCH_SIZE,
-    EarlyStopping,
-    FoldRun,
-    Scores,
-    average_scores,
-    ensemble_name,
-    image_size_for,
-    run_trial,
-    score_split,
-    train_fn,
-)
+from trainables.folds import FoldRun, ensemble_name
+from trainables.loop import EVAL_BATCH_SIZE, score_split
+from trainables.scores import Scores, average_scores
+from trainables.stopping import EarlyStopping
+from trainables.train import image_size_for, run_trial
+from trainables.trainable import train_fn
 
 __all__ = [
     "AUTO", "DEFAULTS", "DIGITS_IMAGE_SIZE", "ENDED_FILE", "EVAL_BATCH_SIZE", "EVERY_EPOCH", "HELD_OUT_FILE", "KEPT_FILE", "LR_SCHEDULES",

@@ -35,7 +35,7 @@ Restoring. Tune snapshots the experiment periodically, so after a crash it
 may name a checkpoint the search has deleted since (superseded by one it had
 not recorded yet), or none. A trial therefore resumes from the newest
 complete folder among its ``checkpoint_*`` folders (:func:`restore_point`),
-whatever Tune names; ``trainables.train.train_fn`` reports it again when Tune
+whatever Tune names; ``trainables.trainable.train_fn`` reports it again when Tune
 did not name it, so that Tune records it. (Tune will not restore a trial
 whose named folder is gone: ``--resume`` recreates such folders empty first,
 ``search.retention.recreate_named_folders``.)

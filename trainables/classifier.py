@@ -31,7 +31,7 @@ from trainables.errors import InputError
 from trainables.images import resize_images
 from trainables.models import create_model, get_spec
 from trainables.operating import OperatingPoint
-from trainables.train import kept_weights
+from trainables.folds import kept_weights
 
 BEST_FILE = "best.json"  # what a finished search delivers, in the experiment folder (search.deliverable writes it)
 CARD_FILE = "model.json"  # an exported model's card

@@ -20,7 +20,7 @@ from trainables.config import TrialConfig
 from trainables.data import Split
 from trainables.device import data_device
 from trainables.operating import OperatingPoint
-from trainables.train import Scores, pool_scores
+from trainables.scores import Scores, pool_scores
 
 
 @dataclass(frozen=True)

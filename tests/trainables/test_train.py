@@ -29,7 +29,7 @@ from trainables import (
     score_split,
     train_fn,
 )
-from trainables import train
+from trainables import trainable
 from trainables.metrics import operating_point
 
 # On the CPU a run repeats bit for bit. GPU kernels (cuDNN's autotuned choices, atomics in
@@ -249,7 +249,7 @@ class _FakeTune:
     def install(self, monkeypatch):
         monkeypatch.setattr(tune, "report", self.report)
         monkeypatch.setattr(tune, "get_checkpoint", lambda: self.recorded)
-        monkeypatch.setattr(train, "trial_storage", lambda: self.storage)
+        monkeypatch.setattr(trainable, "trial_storage", lambda: self.storage)
         monkeypatch.setattr(ray, "get_runtime_context", lambda: SimpleNamespace(get_assigned_resources=dict,
                                                                                  get_node_id=lambda: "node"))
 
