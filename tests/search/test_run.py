@@ -304,9 +304,9 @@ def test_bad_input_is_refused_with_this_exact_line(argv, message, capsys, tmp_pa
 
 def test_a_gpu_trial_on_a_machine_without_gpu_is_refused(monkeypatch, capsys, tmp_path):
     """Regression: --gpus-per-trial 1 without a GPU waited forever."""
-    import search.run as cli
+    import search.settings
 
-    monkeypatch.setattr(cli, "local_gpus", lambda: 0)
+    monkeypatch.setattr(search.settings, "local_gpus", lambda: 0)
     assert main(["--storage-path", str(tmp_path), "--gpus-per-trial", "1"]) == 2
     assert capsys.readouterr().err == (
         "python -m search.run: error: --gpus-per-trial 1 asks for a GPU, but torch sees none on this machine, so no "
@@ -362,11 +362,12 @@ def test_file_uri_storage_path_is_the_local_folder(tmp_path):
 
 def test_a_cluster_run_says_the_storage_path_must_be_shared(monkeypatch, capsys, tmp_path):
     import search.run as cli
+    import search.settings
 
     def stop(settings, args):
         raise InputError("stopped after the note")
 
-    monkeypatch.setattr(cli, "check_address", lambda address: None)
+    monkeypatch.setattr(search.settings, "check_address", lambda address: None)
     monkeypatch.setattr(cli, "prepare_inputs", stop)
     assert main(["--storage-path", str(tmp_path), "--address", "10.0.0.5:6379"]) == 2
     assert capsys.readouterr().err.splitlines()[0] == (
