@@ -43,7 +43,7 @@ from analysis.tables import (
 )
 from search.results import guard_in_words
 from trainables import DEFAULTS, PNEUMONIA, Dataset, InputError
-from trainables.data import FEW_VALIDATION_POSITIVES
+from trainables.dataset import FEW_VALIDATION_POSITIVES
 
 # F1 and AP are left to trials.csv: with them the table was wider than an 800 px page.
 SHOWN_METRICS = ("objective", "kept_val_recall", "kept_val_precision", "kept_val_balanced_accuracy",

@@ -77,7 +77,7 @@ from trainables import (
     load_datasets,
     load_kept_model,
 )
-from trainables.data import fold_indices
+from trainables.splits import fold_indices
 
 VARIANTS = ("grouped", "ungrouped")
 RULES = {  # ranking column of trials.csv -> what it is

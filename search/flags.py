@@ -15,7 +15,7 @@ from trainables import (
     METRIC_MODES,
     PNEUMONIA,
 )
-from trainables.data import AUTO_FOLDS, FEW_VALIDATION_POSITIVES
+from trainables.dataset import AUTO_FOLDS, FEW_VALIDATION_POSITIVES
 
 DEFAULT_OPTUNA_SAMPLES = 20
 

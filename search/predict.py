@@ -56,16 +56,16 @@ def image_batches(classifier: Classifier, sources: Sequence[str], *, split: str,
 
 
 def _npz_split(path: Path, split: str, classifier: Classifier) -> np.ndarray:
-    """One split of a MedMNIST-style archive, scaled to uint8 and resized as trainables.data does."""
-    from trainables.data import NPZ_KEYS, _npz_array, _npz_as_uint8, _open_npz
+    """One split of a MedMNIST-style archive, scaled to uint8 and resized as trainables.sources does."""
+    from trainables.sources import NPZ_KEYS, npz_array, npz_as_uint8, open_npz
 
     key = f"{split}_images"
     if key not in NPZ_KEYS:
         raise InputError(f"--split must be train, val or test; got {split!r}")
-    with _open_npz(path) as archive:
+    with open_npz(path) as archive:
         if key not in archive.files:
             raise InputError(f"{str(path)!r} has no {key}; it holds {', '.join(archive.files)}")
-        images = _npz_as_uint8({key: _npz_array(archive, key, path)}, path)[key]
+        images = npz_as_uint8({key: npz_array(archive, key, path)}, path)[key]
     if images.shape[1] != classifier.channels:
         if classifier.channels == 1 and not (images == images[:, :1]).all():
             raise InputError(f"{key} in {str(path)!r} is in colour, but the model was trained on greyscale images")

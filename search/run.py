@@ -38,7 +38,7 @@ from search.settings import (
 )
 from search.tuner import SearchSettings
 from trainables import AUTO, DEFAULTS, InputError
-from trainables.data import FEW_VALIDATION_POSITIVES
+from trainables.dataset import FEW_VALIDATION_POSITIVES
 
 # Storage failures while writing results (finished trials stay on disk, so --resume can pick up).
 WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EIO}

@@ -40,7 +40,7 @@ from trainables import (
     preferred_image_size,
 )
 from trainables.config import check_value
-from trainables.data import fold_indices
+from trainables.splits import fold_indices
 
 NAME_MAX = 255  # bytes in one folder name on Linux and macOS file systems
 # Config keys set by a flag: a bad value is reported against the flag, not the key.

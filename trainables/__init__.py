@@ -24,7 +24,10 @@ from trainables.checkpoints import (
 )
 from trainables.config import AUTO, DEFAULTS, TrialConfig
 from trainables.classifier import Classifier
-from trainables.data import DIGITS_IMAGE_SIZE, Dataset, Split, load_datasets, preferred_image_size
+from trainables.data import load_datasets, preferred_image_size
+from trainables.dataset import Dataset
+from trainables.sources import DIGITS_IMAGE_SIZE
+from trainables.splits import Split
 from trainables.images import resize_images
 from trainables.device import GpuMemoryError, data_device, placement
 from trainables.embedded import PNEUMONIA

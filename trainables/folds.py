@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from trainables.config import TrialConfig
-from trainables.data import Dataset, Split
+from trainables.dataset import Dataset
+from trainables.splits import Split
 from trainables.device import Placement
 from trainables.imbalance import create_strategy
 from trainables.loader import BatchLoader

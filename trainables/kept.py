@@ -17,7 +17,7 @@ import torch
 from trainables.checkpoints import load_kept
 from trainables.classifier import Classifier
 from trainables.config import TrialConfig
-from trainables.data import Split
+from trainables.splits import Split
 from trainables.device import data_device
 from trainables.operating import OperatingPoint
 from trainables.scores import Scores, pool_scores

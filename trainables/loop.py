@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from trainables.config import TrialConfig
-from trainables.data import Split
+from trainables.splits import Split
 from trainables.device import Placement, placement
 from trainables.loader import BatchLoader
 from trainables.models import get_spec

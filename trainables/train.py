@@ -17,7 +17,7 @@ import torch
 
 from trainables.checkpoints import EVERY_EPOCH, RESUME_FORMAT, CheckpointPolicy
 from trainables.config import TrialConfig
-from trainables.data import Dataset
+from trainables.dataset import Dataset
 from trainables.device import peak_memory_mib, placement, reset_peak_memory
 from trainables.folds import FoldRun, deliverable, kept_epoch, kept_summary, mean_and_se, start_fold
 from trainables.metrics import guarded_objective, tiebroken_objective, worst_objective

@@ -25,7 +25,7 @@ from trainables.checkpoints import (
     save_checkpoint,
 )
 from trainables.config import TrialConfig
-from trainables.data import Dataset
+from trainables.dataset import Dataset
 from trainables.device import GpuMemoryError, cap_gpu_memory, placement
 from trainables.ray_compat import TrialStorage, trial_storage
 from trainables.train import image_size_for, run_trial

@@ -4,7 +4,8 @@ from PIL import Image
 
 from tests.conftest import make_image_folder, make_npz, tiny_dataset
 from trainables import AUTO, InputError, load_datasets
-from trainables.data import AUTO_FOLDS, fold_indices
+from trainables.dataset import AUTO_FOLDS
+from trainables.splits import fold_indices
 
 
 def test_digits_default_is_binary_with_a_minority_and_stratified():
