@@ -174,7 +174,8 @@ def _what_mattered_section(doc: Document, experiment: Experiment, scored: pd.Dat
         doc.paragraph("Importance: the search varied no dimension, or fewer than two trials finished.")
     else:
         doc.paragraph(f"Importance of each dimension for the objective (Optuna's fANOVA evaluator on the "
-                      f"{len(scored)} finished trials, normalised to sum to 1; with few trials it is rough):")
+                      f"{len(scored)} trials with a result, stopped by the scheduler or not, normalised to sum to 1; "
+                      "with few trials it is rough):")
         doc.table(importance, digits=2)
         doc.figure(_save(importance_figure(importance), out / "importance.png"),
                    "importance of each dimension for the objective (fANOVA)")

@@ -14,7 +14,7 @@ import socket
 from pathlib import Path
 
 from trainables import InputError
-from trainables.ray_compat import loopback_node
+from trainables.ray_compat import loopback_node, quiet_token_auth_warning
 
 LOOPBACK = "127.0.0.1"
 # Ray swaps 127.0.0.1 for the machine's outward address unless it believes that it runs single-node
@@ -63,7 +63,7 @@ def init_ray(address: str | None, *, verbose: bool = False) -> None:
         if address:
             ray.init(address=address, log_to_driver=False, **quiet)
         else:
-            with loopback_node() as on_loopback:
+            with loopback_node() as on_loopback, quiet_token_auth_warning():
                 ray.init(address="local", include_dashboard=False, log_to_driver=False, **on_loopback, **quiet)
     except AuthenticationError:
         raise InputError(f"the Ray cluster at {address!r} uses token authentication and no token is set here: "

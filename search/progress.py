@@ -101,11 +101,21 @@ def describe_best(best: Best | None, *, guard_failed_below: float = -0.5) -> str
     return f"best {best.objective:.4f}{where}"
 
 
+def format_rate(epochs_per_s: float) -> str:
+    """``1.8 epochs/s``, or per minute or hour when slower: a 5-fold trial's epoch can take minutes."""
+    if epochs_per_s <= 0:
+        return "no epoch yet"
+    for unit, seconds in (("s", 1), ("min", 60), ("h", 3600)):
+        if epochs_per_s * seconds >= 1 or unit == "h":
+            return f"{epochs_per_s * seconds:.1f} epochs/{unit}"
+    raise AssertionError("unreachable")
+
+
 def progress_line(*, elapsed_s: float, counts: Counts, epochs_per_s: float, best: Best | None,
                   eta_s: float | None) -> str:
     """The one line printed every interval."""
     return (f"[{format_duration(elapsed_s):>7}] trials {counts.done} done, {counts.running} running, "
-            f"{counts.pending} pending, {counts.errored} errored | {epochs_per_s:.1f} epochs/s | "
+            f"{counts.pending} pending, {counts.errored} errored | {format_rate(epochs_per_s)} | "
             f"{describe_best(best)} | ETA {format_duration(eta_s)}")
 
 
@@ -155,6 +165,7 @@ class LiveProgress(Callback):
     _trial_epochs: dict[str, int] = field(default_factory=dict, init=False)
     _latest: dict[str, Best] = field(default_factory=dict, init=False)
     _tqdm: Any = field(default=None, init=False)
+    _ended: set[str] = field(default_factory=set, init=False)  # trials that finished or errored, or were restored so
 
     def __post_init__(self) -> None:
         super().__init__()
@@ -189,12 +200,18 @@ class LiveProgress(Callback):
             self._latest[trial.trial_id] = Best(value, float(result.get(self.shown_metric, value)), config)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info) -> None:
+        self._ended.add(trial.trial_id)
         if self._tqdm is not None:
             self._tqdm.update(1)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info) -> None:
+        self._ended.add(trial.trial_id)
         if self._tqdm is not None:
             self._tqdm.update(1)
+
+    def on_step_begin(self, iteration: int, trials: list, **info) -> None:
+        if not self._epochs:  # before this run's first result, an ended trial is one a resumed experiment restored
+            self._ended.update(t.trial_id for t in trials if t.status in (_DONE, _ERROR))
 
     def on_step_end(self, iteration: int, trials: list, **info) -> None:
         now = time.monotonic()
@@ -222,16 +239,21 @@ class LiveProgress(Callback):
         since = max(self._last_line, self._first_result or now)
         in_window = self._epochs - self._epochs_at_last_line
         self._last_line, self._epochs_at_last_line = now, self._epochs
-        counts = count_trials([t.status for t in trials], total=self._total)
+        # Tune marks the trials it stops on Ctrl-C as TERMINATED too; they did not finish, and resume.
+        statuses = [t.status if t.status not in (_DONE, _ERROR) or t.trial_id in self._ended else "PAUSED"
+                    for t in trials]
+        counts = count_trials(statuses, total=self._total)
         finished = [self._trial_epochs.get(t.trial_id, 0) for t in trials if t.status in (_DONE, _ERROR)]
         running = [self._trial_epochs.get(t.trial_id, 0) for t in trials if t.status == _RUNNING]
-        overall = self._epochs / (now - self._first_result) if self._first_result and now > self._first_result else 0.0
+        # Overall from the start, not the first report: that comes one epoch in, and a second epoch
+        # moments later would read as tens of epochs a second.
+        overall = self._epochs / (now - self._start) if now > self._start else 0.0
         # The last window's rate follows the machine; with under 2 epochs in it, the overall rate is steadier.
         rate = in_window / (now - since) if in_window >= 2 and now > since else overall
         eta = eta_seconds(counts, running_epochs=running, finished_epochs=finished, max_epochs=self.max_epochs,
                           epochs_per_s=rate) if self._epochs >= 2 else None
         if self._tqdm is not None:
-            self._tqdm.set_postfix_str(f"{counts.running} running, {counts.errored} errored | {rate:.1f} epochs/s | "
+            self._tqdm.set_postfix_str(f"{counts.running} running, {counts.errored} errored | {format_rate(rate)} | "
                                        f"{describe_best(self.best)}", refresh=True)
             return
         line = progress_line(elapsed_s=now - self._start, counts=counts, epochs_per_s=rate, best=self.best, eta_s=eta)

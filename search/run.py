@@ -57,7 +57,8 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace, *, command:
     try:
         settings = settings_from_args(args)
         if args.dry_run:
-            print(settings.space.describe())
+            print(settings.space.describe(trials=trial_count(settings), searcher=settings.search,
+                                          max_epochs=settings.max_epochs))
             return 0
         if not args.resume:  # a resumed experiment was confirmed when it started
             confirm_trial_count(trial_count(settings), what=f"space {settings.space.name!r}", yes=args.yes)

@@ -63,12 +63,14 @@ class Space:
         for values in itertools.product(*(self.dimensions[k] for k in keys)):
             yield dict(zip(keys, values, strict=True))
 
-    def describe(self) -> str:
-        """``N trials`` and one line per dimension."""
+    def describe(self, *, trials: int | None = None, searcher: str = "grid", max_epochs: int | None = None) -> str:
+        """``N trials`` and one line per dimension; ``trials`` and ``max_epochs`` as a search's flags set them."""
         about = f"{self.name}: {self.description}" if self.description else self.name
-        lines = [f"{self.num_grid_trials} trials ({about})"]
+        count = self.num_grid_trials if trials is None else trials
+        drawn = "" if searcher == "grid" else f", drawn by {searcher} from the {self.num_grid_trials} combinations"
+        lines = [f"{count} trials ({about}{drawn})"]
         lines += [f"  {k}: {', '.join(map(str, v))}" for k, v in self.dimensions.items()]
-        lines.append(f"  max_epochs: {self.max_epochs}")
+        lines.append(f"  max_epochs: {self.max_epochs if max_epochs is None else max_epochs}")
         return "\n".join(lines)
 
 

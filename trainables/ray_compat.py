@@ -7,6 +7,7 @@ internals through this module only.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -102,6 +103,29 @@ def loopback_node() -> Iterator[dict[str, Any]]:
             os.environ.pop(SINGLE_NODE_ENV, None)
         else:
             os.environ[SINGLE_NODE_ENV] = saved_env
+
+
+class _DropTokenAuthEnabled(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled for this Ray cluster")
+
+
+@contextmanager
+def quiet_token_auth_warning() -> Iterator[None]:
+    """While a local Ray starts, without Ray's warning that it enabled token authentication (its default).
+
+    Ray logs it on every run (``ray._private.authentication.authentication_token_setup``), between the run's
+    own lines, for a Ray that this run starts on 127.0.0.1 alone. Setting RAY_AUTH_MODE=token to silence it
+    breaks the driver's connection (the token is cached before the mode is read again). A warning that
+    token authentication is disabled, or any other, still shows.
+    """
+    logger = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    drop = _DropTokenAuthEnabled()
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
 
 
 def gc_thread_class() -> type:

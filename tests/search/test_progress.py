@@ -18,6 +18,7 @@ from search.progress import (
     describe_best,
     eta_seconds,
     format_duration,
+    format_rate,
     progress_line,
 )
 from search.spaces import Space
@@ -55,6 +56,26 @@ def test_progress_line_is_one_line_with_every_part():
                          best=Best(0.94, 0.94, {"strategy": "both"}), eta_s=52)
     assert line == ("[   1:05] trials 3 done, 2 running, 3 pending, 0 errored | 1.8 epochs/s | "
                     "best 0.9400 (both) | ETA 0:52")
+
+
+@pytest.mark.parametrize("per_s, text", [(1.84, "1.8 epochs/s"), (0.05, "3.0 epochs/min"), (1 / 7200, "0.5 epochs/h"), (0.0, "no epoch yet")])
+def test_a_slow_rate_is_shown_per_minute_or_hour_not_as_zero(per_s, text):
+    assert format_rate(per_s) == text
+
+
+def test_trials_stopped_by_ctrl_c_are_not_counted_as_done(monkeypatch):
+    """Tune marks the trials it stops on Ctrl-C TERMINATED; only trials that ended (or were restored ended) are done."""
+    from types import SimpleNamespace
+
+    out = io.StringIO()
+    progress = LiveProgress(varied_keys=[], max_epochs=4, mode="max", interval_s=1e9, stream=out)
+    progress.setup(total_num_samples=3)
+    restored, finished, stopped = (SimpleNamespace(trial_id=t, status="TERMINATED", config={}) for t in "abc")
+    progress.on_step_begin(0, [restored])
+    progress.on_trial_result(0, [], finished, {"training_iteration": 1, "objective": 0.5})
+    progress.on_trial_complete(0, [], finished)
+    progress.on_experiment_end([restored, finished, stopped])
+    assert "trials 2 done, 0 running, 1 pending" in out.getvalue()
 
 
 def test_live_progress_in_a_real_search(ray_session, tmp_path):

@@ -93,6 +93,11 @@ def test_dry_run_prints_the_full_grid_and_writes_nothing(capsys, tmp_path):
     assert not (tmp_path / "results").exists()
     out = capsys.readouterr().out
     assert out.startswith("1440 trials") and "architecture: cnn, cnn_bn, resnet18, resnet50, efficientnet_b0" in out
+    # The flags that change the count and the epochs are honoured.
+    assert main(["--space", "full", "--dry-run", "--search", "optuna", "--num-samples", "3", "--max-epochs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("3 trials (full") and "drawn by optuna from the 1440 combinations" in out
+    assert out.rstrip().endswith("max_epochs: 2")
 
 
 def _search(tmp_path, *flags):
