@@ -32,6 +32,7 @@ from search.resources import describe_shares
 from search.settings import (
     data_options,
     prepare_inputs,
+    requested_samples,
     settings_from_args,
     trial_count,
     with_folds_decided,
@@ -60,6 +61,9 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace, *, command:
             print(settings.space.describe(trials=trial_count(settings), searcher=settings.search,
                                           max_epochs=settings.max_epochs))
             return 0
+        if settings.search == "optuna" and requested_samples(args) >= settings.space.num_grid_trials:
+            print(f"note: space {settings.space.name!r} has {settings.space.num_grid_trials} combinations, no more "
+                  f"than --num-samples {requested_samples(args)}: Optuna runs each once (its brute-force sampler)")
         if not args.resume:  # a resumed experiment was confirmed when it started
             confirm_trial_count(trial_count(settings), what=f"space {settings.space.name!r}", yes=args.yes)
         _create_folder(settings.storage_path, flag_value=args.storage_path)

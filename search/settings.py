@@ -126,7 +126,8 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         storage_path=storage_path,
         scheduler=args.scheduler,
         search=args.search,
-        num_samples=(args.num_samples or DEFAULT_OPTUNA_SAMPLES) if args.search == "optuna" else 1,
+        # Optuna never runs a configuration twice (search.searchers): at most the space's combinations.
+        num_samples=min(requested_samples(args), space.num_grid_trials) if args.search == "optuna" else 1,
         mode=natural,
         fixed=fixed,
         cpus_per_trial=args.cpus_per_trial,
@@ -242,6 +243,11 @@ def _source(data: str | None) -> str | None:
     if data in (None, "digits"):
         return None  # as experiments recorded the digits before the pneumonia set became the default
     return data if data == PNEUMONIA else str(Path(data).expanduser().resolve())
+
+
+def requested_samples(args: argparse.Namespace) -> int:
+    """The Optuna trials the flags ask for."""
+    return args.num_samples or DEFAULT_OPTUNA_SAMPLES
 
 
 def trial_count(settings: SearchSettings) -> int:

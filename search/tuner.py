@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import ray
 from ray import tune
 from ray.tune import Callback
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from search.resources import trial_resources
+from search.searchers import concurrent_trials, optuna
 from search.retention import WeightRetention, recreate_named_folders
 from search.spaces import Space
 from trainables import CheckpointPolicy, Dataset, asha_rungs, train_fn
@@ -102,23 +104,6 @@ def asha(settings: SearchSettings) -> TrialScheduler:
 def fifo(settings: SearchSettings) -> TrialScheduler:
     """Every trial runs until its own early stopping or ``max_epochs``."""
     return FIFOScheduler()
-
-
-def optuna(settings: SearchSettings):
-    """Optuna's TPE sampler over the space's values, seeded."""
-    try:
-        from ray.tune.search.optuna import OptunaSearch
-    except ImportError as err:  # optuna is a dependency, but an environment may lack it
-        raise RuntimeError("the optuna search needs optuna: pip install optuna") from err
-    import optuna as _optuna
-
-    storage = {}
-    if settings.optuna_storage:
-        # Ray's OptunaSearch takes a storage object, not a URL; the study is created
-        # there (or reopened: load_if_exists) so that optuna-dashboard can open it.
-        storage = {"storage": _optuna.storages.RDBStorage(settings.optuna_storage),
-                   "study_name": settings.study_name or settings.name}
-    return OptunaSearch(sampler=_optuna.samplers.TPESampler(seed=settings.seed), **storage)
 
 
 SCHEDULERS: dict[str, Callable[[SearchSettings], TrialScheduler]] = {"grid": fifo, "asha": asha}
@@ -243,7 +228,7 @@ def build_tuner(settings: SearchSettings, *, datasets: dict[int, Dataset], image
         scheduler=SCHEDULERS[settings.scheduler](settings),
         search_alg=searcher(settings) if searcher else None,
         num_samples=settings.num_samples,
-        max_concurrent_trials=settings.max_concurrent_trials,
+        max_concurrent_trials=concurrent_trials(settings, cluster_cpus=ray.cluster_resources().get("CPU", 1)),
         # A fresh worker process per trial costs about a second of start-up (imports,
         # actor creation). Reusing workers is safe here because train_fn keeps no
         # state between trials: it builds the model, optimiser and generators from

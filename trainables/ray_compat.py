@@ -128,6 +128,14 @@ def quiet_token_auth_warning() -> Iterator[None]:
         logger.removeFilter(drop)
 
 
+def optuna_study(searcher: Any) -> Any:
+    """The Optuna study inside Tune's ``OptunaSearch`` (``_ot_study``), to enqueue a trial or read its trials.
+
+    Public replacement: pass a study to OptunaSearch, which it does not take (only a storage and a name).
+    """
+    return searcher._ot_study
+
+
 def gc_thread_class() -> type:
     """The thread class Ray starts while it builds the driver's core worker, inside ``ray.init``.
 
