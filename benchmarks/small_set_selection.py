@@ -38,6 +38,10 @@ draw's test split and on the judge set. Reported:
     python benchmarks/small_set_selection.py --data ../shared/data/pneumoniamnist.npz [--draws 5] \
         [--sizes 546 78 156] [--max-epochs 12] [--folds 5] [--out /tmp/small_set]
 
+Cost, on two CPUs shared with other work: one search 13-17 min, and scoring
+its 8 trials' 40 fold models on the ~5,200 test, validation and judge images
+7-9 min more; a draw whose train split holds a duplicate runs two searches.
+
 Scored trials are written per draw and variant to ``--out``; a rerun with the
 same settings reuses them (``--fresh`` to run again), so draws can be added.
 The test split and the judge set are read here for every trial, which a search

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process that SIGINT ended
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 # Flags whose value is a path: the resume command gives them absolute, so it works from any folder.
 PATH_FLAGS = frozenset({"data", "weights_dir", "storage_path"})
 HOLD_NOTE = b"python -m search.run: stopping once Ray has started (Ctrl-C again to stop at once)\n"
@@ -39,6 +40,7 @@ class _Sigints:
 
     count = 0
     holding = False
+    terminated = False  # the stop came as SIGTERM (a batch scheduler, Kubernetes, timeout)
 
 
 def _on_sigint(signum: int, frame: Any) -> None:
@@ -52,6 +54,24 @@ def _on_sigint(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _on_sigterm(signum: int, frame: Any) -> None:
+    # SIGTERM takes Ctrl-C's path: Tune saves the experiment and stops the trials, and the command says how
+    # to go on. Without this, Ray's handler (installed by ray.init) aborts with its stack dump.
+    _Sigints.terminated = True
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+def sigterm_as_sigint() -> None:
+    """SIGTERM handled as Ctrl-C from now on; call it again after ``ray.init``, whose core worker takes SIGTERM."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def exit_status() -> int:
+    """The exit status of an interrupted run: 143 after a SIGTERM, else 130."""
+    return EXIT_TERMINATED if _Sigints.terminated else EXIT_INTERRUPTED
+
+
 @contextmanager
 def catch_sigint() -> Iterator[None]:
     """The command's SIGINT handler for a whole run: it counts each SIGINT, then raises ``KeyboardInterrupt``.
@@ -63,11 +83,13 @@ def catch_sigint() -> Iterator[None]:
         yield
         return
     previous = signal.signal(signal.SIGINT, _on_sigint)
-    _Sigints.count, _Sigints.holding = 0, False
+    previous_term = signal.signal(signal.SIGTERM, _on_sigterm)
+    _Sigints.count, _Sigints.holding, _Sigints.terminated = 0, False, False
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous_term is None else previous_term)
         _Sigints.count, _Sigints.holding = 0, False
 
 

@@ -13,6 +13,7 @@ from search.interrupt import (
     SearchInterrupted,
     hold_sigint,
     raise_if_interrupted,
+    sigterm_as_sigint,
     tune_sigint,
     unfinished_trials,
 )
@@ -71,6 +72,7 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
         limit_malloc_arenas()  # before Ray's threads start
         with hold_sigint():  # a Ctrl-C while Ray starts takes effect once it has started
             init_ray(address, verbose=settings.verbose)
+        sigterm_as_sigint()  # back from Ray's core worker, which took SIGTERM to abort with a stack dump
         _check_started_ray_fits(settings, address)
     inputs = {"datasets": datasets, "imagenet_states": imagenet_states, "source_image_size": source_image_size}
     folder = settings.storage_path / settings.name

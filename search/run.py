@@ -19,9 +19,10 @@ from pathlib import Path
 
 from search.flags import build_parser
 from search.interrupt import (
-    EXIT_INTERRUPTED,
     SearchInterrupted,
+    EXIT_TERMINATED,
     catch_sigint,
+    exit_status,
     raise_if_interrupted,
     resume_command,
     saved_trial_count,
@@ -95,7 +96,7 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace, *, command:
         return 1
     except (KeyboardInterrupt, SearchInterrupted) as err:
         print(f"{parser.prog}: {_interrupted(parser, args, settings, err)}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return exit_status()
     except OSError as err:
         if err.errno not in WRITE_ERRORS:
             raise
@@ -112,16 +113,17 @@ def _interrupted(parser: argparse.ArgumentParser, args: argparse.Namespace, sett
     from ray import tune
 
     folder = settings.storage_path / settings.name if settings is not None else None
+    stopped = "terminated (SIGTERM)" if exit_status() == EXIT_TERMINATED else "interrupted"
     # A new experiment is resumable once Tune has saved a trial; a resumed one was resumable before this run.
     if folder is not None and (tune.Tuner.can_restore(folder) if args.resume else saved_trial_count(folder) > 0):
         command = resume_command(parser, args, name=settings.name, storage_path=settings.storage_path)
         counts = f" with {err.unfinished} of {err.total} trials unfinished" if isinstance(err, SearchInterrupted) else ""
-        return f"interrupted{counts}; the experiment is saved in {str(folder)!r}; continue it with: {command}"
+        return f"{stopped}{counts}; the experiment is saved in {str(folder)!r}; continue it with: {command}"
     if folder is not None and not args.resume and folder.exists():
         # Only this run wrote there (a new experiment needs an empty folder), and Tune saved no trial:
         # without the folder the same command starts afresh, where --resume would be refused.
         shutil.rmtree(folder, ignore_errors=True)
-    return "interrupted before any trial started; nothing was saved"
+    return f"{stopped} before any trial started; nothing was saved"
 
 
 def _create_folder(folder: Path, *, flag_value: str) -> None:
