@@ -87,7 +87,7 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
         if record is not None:
             write_json_atomically(record, folder / DATA_FILE)
         progress = [] if settings.verbose else [LiveProgress(
-            varied_keys=[k for k, v in settings.space.dimensions.items() if len(v) > 1],
+            varied_keys=[k for k in settings.space.dimensions if settings.space.varies(k)],
             max_epochs=settings.max_epochs, mode=settings.mode, interval_s=progress_interval_s)]
         tuner = build_tuner(settings, **inputs, callbacks=progress)
     raise_if_interrupted()  # a Ctrl-C whose KeyboardInterrupt some code caught: not into Tune with it

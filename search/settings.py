@@ -79,6 +79,10 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
     if not 1 <= args.ensemble_top <= args.keep_weights:
         raise InputError(f"--ensemble-top must be between 1 and --keep-weights ({args.keep_weights}), whose weights "
                          f"stay on disk; got {args.ensemble_top}")
+    if args.search == "grid" and space.distributions:
+        key, dist = next(iter(space.distributions.items()))
+        raise InputError(f"space {space.name!r}: {key!r} is a distribution ({dist}), which grid search cannot "
+                         "enumerate; pass --search optuna, or give it as a list of values")
     if args.search == "grid" and args.num_samples is not None:
         raise InputError("--num-samples goes with --search optuna; grid search runs every combination once")
     _check_optuna_storage(args)

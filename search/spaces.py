@@ -3,7 +3,9 @@
 A space lists, for each config key it varies, the values to try; keys it
 leaves out take ``trainables.DEFAULTS``. Grid search runs the full product;
 Optuna samples the same values. Spaces are registered functions, and a JSON
-file ``{"dimensions": {...}, "max_epochs": N}`` works as a space too.
+file ``{"dimensions": {...}, "max_epochs": N}`` works as a space too. In a
+file, a numeric dimension may be a distribution for Optuna instead of a
+list: ``{"lr": {"loguniform": [1e-4, 1e-2]}}`` (:class:`Distribution`).
 """
 
 from __future__ import annotations
@@ -37,17 +39,65 @@ NOT_DIMENSIONS = {
 
 
 @dataclass(frozen=True)
+class Distribution:
+    """A numeric dimension drawn from a range (Optuna only): loguniform or uniform floats, randint integers.
+
+    Both ends are included; ``randint`` [2, 5] draws 2, 3, 4 or 5.
+    """
+
+    kind: str
+    low: float
+    high: float
+
+    def to_tune(self) -> Any:
+        """The Tune search-space domain, which Tune's OptunaSearch turns into Optuna's distribution."""
+        return DISTRIBUTIONS[self.kind](self.low, self.high)
+
+    def __str__(self) -> str:  # as search.json records it, and --dry-run and errors show it
+        return f"{self.kind}({self.low:g}, {self.high:g})"
+
+
+# Tune's domain per kind; randint's upper end is exclusive in Tune, inclusive here.
+DISTRIBUTIONS: dict[str, Callable[[float, float], Any]] = {
+    "loguniform": lambda low, high: _tune().loguniform(low, high),
+    "uniform": lambda low, high: _tune().uniform(low, high),
+    "randint": lambda low, high: _tune().randint(int(low), int(high) + 1),
+}
+# The keys a distribution can give, by kind: numbers that nothing enumerates before the trials run.
+DISTRIBUTION_KEYS = {"loguniform": ("lr", "min_delta"), "uniform": ("lr", "min_delta"),
+                     "randint": ("patience", "min_epochs")}
+
+
+def _tune() -> Any:
+    from ray import tune
+
+    return tune
+
+
+@dataclass(frozen=True)
 class Space:
     """Values to try per config key, and the epoch budget of each trial."""
 
     name: str
-    dimensions: dict[str, tuple[Any, ...]]
+    dimensions: dict[str, tuple[Any, ...] | Distribution]
     max_epochs: int
     description: str = ""
 
     @property
-    def num_grid_trials(self) -> int:
+    def num_grid_trials(self) -> float:
+        """The combinations of the dimensions' values: infinite with a distribution."""
+        if self.distributions:
+            return math.inf
         return math.prod(len(v) for v in self.dimensions.values())
+
+    @property
+    def distributions(self) -> dict[str, Distribution]:
+        return {k: v for k, v in self.dimensions.items() if isinstance(v, Distribution)}
+
+    def varies(self, key: str) -> bool:
+        """Whether trials take more than one value of ``key``."""
+        values = self.dimensions.get(key, ())
+        return isinstance(values, Distribution) or len(values) > 1
 
     @property
     def architectures(self) -> tuple[str, ...]:
@@ -67,9 +117,11 @@ class Space:
         """``N trials`` and one line per dimension; ``trials`` and ``max_epochs`` as a search's flags set them."""
         about = f"{self.name}: {self.description}" if self.description else self.name
         count = self.num_grid_trials if trials is None else trials
-        drawn = "" if searcher == "grid" else f", drawn by {searcher} from the {self.num_grid_trials} combinations"
+        combinations = "a continuous space" if self.distributions else f"the {self.num_grid_trials} combinations"
+        drawn = "" if searcher == "grid" else f", drawn by {searcher} from {combinations}"
         lines = [f"{count} trials ({about}{drawn})"]
-        lines += [f"  {k}: {', '.join(map(str, v))}" for k, v in self.dimensions.items()]
+        lines += [f"  {k}: {v if isinstance(v, Distribution) else ', '.join(map(str, v))}"
+                  for k, v in self.dimensions.items()]
         lines.append(f"  max_epochs: {self.max_epochs if max_epochs is None else max_epochs}")
         return "\n".join(lines)
 
@@ -114,8 +166,13 @@ def validate_space(space: Space) -> None:
             raise InputError(f"space {space.name!r}: unknown dimension {key!r}; known keys are {', '.join(DEFAULTS)}")
         if key in NOT_DIMENSIONS:
             raise InputError(f"space {space.name!r}: {key!r} cannot be a dimension, {NOT_DIMENSIONS[key]}")
+        if isinstance(values, Distribution):
+            _check_distribution(space.name, key, values)
+            continue
         if not isinstance(values, (list, tuple)) or not values:
-            raise InputError(f"space {space.name!r}: dimension {key!r} must be a non-empty list of values; got {list(values) if isinstance(values, tuple) else values!r}")
+            raise InputError(f"space {space.name!r}: dimension {key!r} must be a non-empty list of values, or a "
+                             f"distribution like {{\"loguniform\": [0.0001, 0.01]}}; got "
+                             f"{list(values) if isinstance(values, tuple) else values!r}")
         for value in values:
             try:
                 check_value(key, value)
@@ -127,6 +184,40 @@ def validate_space(space: Space) -> None:
         raise InputError(f"space {space.name!r}: {err}") from None
 
 
+def _check_distribution(space: str, key: str, dist: Distribution) -> None:
+    """A distribution of a key that takes one, whose ends are valid values of it, low below high."""
+    if key not in DISTRIBUTION_KEYS[dist.kind]:
+        takes = [k for k, keys in DISTRIBUTION_KEYS.items() if key in keys]
+        raise InputError(f"space {space!r}: {key!r} cannot be a {dist.kind} distribution; "
+                         + (f"it can be {' or '.join(takes)}" if takes else "give it as a list of values"))
+    for end in (dist.low, dist.high):
+        try:
+            check_value(key, int(end) if dist.kind == "randint" and float(end).is_integer() else end)
+        except InputError as err:
+            raise InputError(f"space {space!r}: {key} {dist}: {err}") from None
+    if not dist.low < dist.high:
+        raise InputError(f"space {space!r}: {key} {dist}: the low end must be below the high end")
+
+
+def _dimension_from_file(path: Path, key: str, value: Any) -> tuple[Any, ...] | Distribution | Any:
+    """A list as a tuple of values; ``{"choice": [...]}`` as its values; ``{"loguniform": [low, high]}`` and the
+    other :data:`DISTRIBUTIONS` as a :class:`Distribution`; anything else as it is, for validate_space to refuse."""
+    if isinstance(value, list):
+        return tuple(value)
+    if isinstance(value, dict) and len(value) == 1:
+        ((kind, spec),) = value.items()
+        if kind == "choice" and isinstance(spec, list):
+            return tuple(spec)
+        if kind in DISTRIBUTIONS:
+            if not (isinstance(spec, list) and len(spec) == 2 and all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec)):
+                raise InputError(f"space file {str(path)!r}: {key!r}: {kind} takes [low, high]; got {spec!r}")
+            return Distribution(kind, spec[0], spec[1])
+        raise InputError(f"space file {str(path)!r}: {key!r}: unknown distribution {kind!r}; choose from "
+                         f"choice, {', '.join(DISTRIBUTIONS)}")
+    return value
+
+
 def _space_from_file(path: Path) -> Space:
     raw = read_json(path, missing=f"space file {str(path)!r} does not exist",
                     unreadable=f"space file {str(path)!r} is not valid JSON")
@@ -135,7 +226,7 @@ def _space_from_file(path: Path) -> Space:
     max_epochs = raw.get("max_epochs", DEFAULTS["max_epochs"])
     if isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 1:
         raise InputError(f"space file {str(path)!r}: max_epochs must be an integer >= 1; got {max_epochs!r}")
-    dimensions = {k: tuple(v) if isinstance(v, list) else v for k, v in raw["dimensions"].items()}
+    dimensions = {k: _dimension_from_file(path, k, v) for k, v in raw["dimensions"].items()}
     return Space(path.stem, dimensions, max_epochs, raw.get("description", f"from {path}"))
 
 

@@ -18,7 +18,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from search.resources import trial_resources
 from search.searchers import concurrent_trials, optuna
 from search.retention import WeightRetention, recreate_named_folders
-from search.spaces import Space
+from search.spaces import Distribution, Space
 from trainables import CheckpointPolicy, Dataset, asha_rungs, train_fn
 from trainables.ray_compat import forget_metric_windows
 
@@ -118,7 +118,8 @@ SEARCHERS: dict[str, Callable[[SearchSettings], Any] | None] = {"grid": None, "o
 def param_space(settings: SearchSettings) -> dict[str, Any]:
     """Tune's ``param_space``: grid_search over each dimension, or choices for a searcher."""
     sample = tune.grid_search if settings.search == "grid" else tune.choice
-    varied = {k: sample(list(v)) if len(v) > 1 else v[0] for k, v in settings.space.dimensions.items()}
+    varied = {k: v.to_tune() if isinstance(v, Distribution) else sample(list(v)) if len(v) > 1 else v[0]
+              for k, v in settings.space.dimensions.items()}
     return {**settings.fixed, "max_epochs": settings.max_epochs, **varied}
 
 
