@@ -40,6 +40,19 @@ class DefaultsOnceFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def _duration_flag(text: str) -> float:
+    """--time-budget: ``30s``, ``90m``, ``2h`` or a number of seconds, above 0."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    number, unit = (text[:-1], units[text[-1]]) if text and text[-1] in units else (text, 1)
+    try:
+        seconds = float(number) * unit
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a duration like 30s, 90m or 2h; got {text!r}") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a duration above 0; got {text!r}")
+    return seconds
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m search.run", description="Run a hyperparameter search (Ray Tune) of imbalanced binary image classifiers and write trials.csv.",
                 formatter_class=DefaultsOnceFormatter)
@@ -96,7 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "measured memory, so that trials fill the card without exceeding it (docs/benchmarks.md)")
     p.add_argument("--gpu-memory-gib", type=float, default=None,
                    help="with --gpus-per-trial auto: one GPU's memory (default: this machine's GPU)")
-    p.add_argument("--max-concurrent-trials", type=int, default=None)
+    p.add_argument("--max-concurrent-trials", type=int, default=None,
+                   help="trials running at once at most (default: as many as the CPUs and GPUs fit; with Optuna, "
+                        "as many as fit the CPUs, so that it proposes a trial when one can start)")
+    p.add_argument("--time-budget", type=_duration_flag, default=None, metavar="DURATION",
+                   help="stop the search after this long (30s, 90m, 2h, or seconds): finished trials are kept, the "
+                        "others saved where they stopped; --resume goes on, with the budget again")
     p.add_argument("--max-failures", type=int, default=0, help="retries of a trial whose worker dies")
     p.add_argument("--checkpoint-period", type=float, default=60.0,
                    help="seconds of training between a trial's checkpoints, besides its last epoch and ASHA's rungs: "

@@ -30,6 +30,7 @@ from typing import Any
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process that SIGINT ended
 EXIT_TERMINATED = 143  # 128 + SIGTERM
+EXIT_TIME_BUDGET = 124  # as timeout(1) reports a command that ran out of time
 # Flags whose value is a path: the resume command gives them absolute, so it works from any folder.
 PATH_FLAGS = frozenset({"data", "weights_dir", "storage_path"})
 HOLD_NOTE = b"python -m search.run: stopping once Ray has started (Ctrl-C again to stop at once)\n"
@@ -41,6 +42,7 @@ class _Sigints:
     count = 0
     holding = False
     terminated = False  # the stop came as SIGTERM (a batch scheduler, Kubernetes, timeout)
+    out_of_time = False  # the stop came from --time-budget
 
 
 def _on_sigint(signum: int, frame: Any) -> None:
@@ -68,8 +70,43 @@ def sigterm_as_sigint() -> None:
 
 
 def exit_status() -> int:
-    """The exit status of an interrupted run: 143 after a SIGTERM, else 130."""
+    """The exit status of an interrupted run: 124 when the time budget ran out, 143 after a SIGTERM, else 130."""
+    if _Sigints.out_of_time:
+        return EXIT_TIME_BUDGET
     return EXIT_TERMINATED if _Sigints.terminated else EXIT_INTERRUPTED
+
+
+def stopped_in_words(time_budget_s: float | None) -> str:
+    """What stopped the run: ``interrupted``, ``terminated (SIGTERM)`` or ``time budget of 30 s reached``."""
+    if _Sigints.out_of_time:
+        return f"time budget of {time_budget_s:g} s reached"
+    return "terminated (SIGTERM)" if _Sigints.terminated else "interrupted"
+
+
+@contextmanager
+def time_budget(seconds: float | None) -> Iterator[None]:
+    """Within the block, a SIGINT to this process once ``seconds`` have passed: the search stops as on Ctrl-C.
+
+    Tune's own ``time_budget_s`` ends the unfinished trials as if they had
+    finished, and a restored experiment would not run them again; stopped as
+    on Ctrl-C they are saved where they stood, and ``--resume`` continues them
+    (with the budget again, from its own start).
+    """
+    if seconds is None:
+        yield
+        return
+
+    def out_of_time() -> None:
+        _Sigints.out_of_time = True
+        os.kill(os.getpid(), signal.SIGINT)
+
+    timer = threading.Timer(seconds, out_of_time)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 @contextmanager
@@ -84,7 +121,7 @@ def catch_sigint() -> Iterator[None]:
         return
     previous = signal.signal(signal.SIGINT, _on_sigint)
     previous_term = signal.signal(signal.SIGTERM, _on_sigterm)
-    _Sigints.count, _Sigints.holding, _Sigints.terminated = 0, False, False
+    _Sigints.count, _Sigints.holding, _Sigints.terminated, _Sigints.out_of_time = 0, False, False, False
     try:
         yield
     finally:
@@ -115,7 +152,7 @@ def hold_sigint() -> Iterator[None]:
 
 
 class SearchInterrupted(Exception):
-    """Tune returned with trials that neither finished nor failed: someone pressed Ctrl-C."""
+    """Tune returned with trials that neither finished nor failed: a Ctrl-C or SIGTERM, or the time budget ran out."""
 
     def __init__(self, unfinished: int, total: int):
         super().__init__(f"{unfinished} of {total} trials unfinished")

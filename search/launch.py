@@ -14,6 +14,7 @@ from search.interrupt import (
     hold_sigint,
     raise_if_interrupted,
     sigterm_as_sigint,
+    time_budget,
     tune_sigint,
     unfinished_trials,
 )
@@ -91,7 +92,7 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
             max_epochs=settings.max_epochs, mode=settings.mode, interval_s=progress_interval_s)]
         tuner = build_tuner(settings, **inputs, callbacks=progress)
     raise_if_interrupted()  # a Ctrl-C whose KeyboardInterrupt some code caught: not into Tune with it
-    with tune_sigint() as tune_stop:
+    with time_budget(settings.time_budget_s), tune_sigint() as tune_stop:
         results = tuner.fit()
     raise_if_interrupted()  # one that reached our handler inside fit (before Tune's, or a second one) and was caught
     expected = trial_count(settings)

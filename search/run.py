@@ -20,12 +20,12 @@ from pathlib import Path
 from search.flags import build_parser
 from search.interrupt import (
     SearchInterrupted,
-    EXIT_TERMINATED,
     catch_sigint,
     exit_status,
     raise_if_interrupted,
     resume_command,
     saved_trial_count,
+    stopped_in_words,
 )
 from search.launch import TrialsFailed, run
 from search.preflight import confirm_trial_count
@@ -113,7 +113,7 @@ def _interrupted(parser: argparse.ArgumentParser, args: argparse.Namespace, sett
     from ray import tune
 
     folder = settings.storage_path / settings.name if settings is not None else None
-    stopped = "terminated (SIGTERM)" if exit_status() == EXIT_TERMINATED else "interrupted"
+    stopped = stopped_in_words(None if settings is None else settings.time_budget_s)
     # A new experiment is resumable once Tune has saved a trial; a resumed one was resumable before this run.
     if folder is not None and (tune.Tuner.can_restore(folder) if args.resume else saved_trial_count(folder) > 0):
         command = resume_command(parser, args, name=settings.name, storage_path=settings.storage_path)

@@ -139,6 +139,7 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         gpu_memory_mib=gpu_memory_mib,
         max_failures=args.max_failures,
         max_concurrent_trials=args.max_concurrent_trials,
+        time_budget_s=args.time_budget,
         seed=args.seed,
         checkpoint_period_s=args.checkpoint_period,
         keep_weights=args.keep_weights,

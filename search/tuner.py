@@ -47,6 +47,7 @@ class SearchSettings:
     gpu_memory_mib: float | None = None  # one GPU's memory, for "auto"
     max_failures: int = 0
     max_concurrent_trials: int | None = None
+    time_budget_s: float | None = None  # Tune stops the search after this many seconds (--time-budget)
     seed: int = 0
     reuse_actors: bool = True
     grace_period: int = 1  # ASHA's first rung, in epochs

@@ -220,3 +220,31 @@ def test_sigint_after_the_last_trial_ended_still_exits_130(ray_session, tmp_path
     assert last.startswith(f"python -m search.run: interrupted with 0 of 1 trials unfinished; the experiment is saved "
                            f"in {str(experiment)!r}; continue it with: "), last
     assert not (experiment / "trials.csv").exists() and not (experiment / "best.json").exists()
+
+
+def test_the_time_budget_stops_the_search_as_ctrl_c_does_and_resume_finishes_it(ray_session, tmp_path, monkeypatch,
+                                                                                 capsys):
+    import search.run as cli
+
+    monkeypatch.setattr(cli, "prepare_inputs", lambda settings, args: ({16: tiny_dataset()}, {}, 16))
+    flags = ["--space", "smoke", "--storage-path", str(tmp_path), "--name", "budget", "--max-concurrent-trials", "1",
+             "--max-epochs", "40"]
+    assert cli.main(flags + ["--time-budget", "4s"]) == 124
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    experiment = tmp_path / "budget"
+    assert last.startswith("python -m search.run: time budget of 4 s reached with "), last
+    assert f"the experiment is saved in {str(experiment)!r}; continue it with: " in last and "--resume" in last
+    assert not (experiment / "trials.csv").exists()
+    assert cli.main(flags + ["--resume"]) == 0  # saved as on Ctrl-C, so the trials continue
+    assert len(pd.read_csv(experiment / "trials.csv")) == 4 and (experiment / "best.json").exists()
+
+
+@pytest.mark.parametrize("text, message", [("0s", "above 0"), ("soon", "like 30s, 90m or 2h"), ("-2h", "above 0")])
+def test_a_bad_time_budget_is_one_line(text, message, capsys):
+    from search.run import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main([f"--time-budget={text}"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and message in err
