@@ -82,13 +82,15 @@ class OperatingPoint:
                      f"predict ({low:.3f}-{high:.3f}, 95 %)")
         elif recall < low:
             words = (f"test recall {recall:.3f} on {positives} positives is below what the calibration scores predict "
-                     f"({low:.3f}-{high:.3f}, 95 %): the test images differ from the ones the threshold was set on "
-                     "(a shift), so the recall promise does not carry over to them; before deploying on images like "
+                     f"({low:.3f}-{high:.3f}, 95 %): either the test images differ from the ones the threshold "
+                     f"was set on (a shift), or its {self.positives} calibration positives set it too high, a 1-in-40 "
+                     "chance; either way the recall promise does not hold on them; before deploying on images like "
                      "these, set the threshold again on labelled images from that site or scanner")
         else:
             words = (f"test recall {recall:.3f} on {positives} positives is above what the calibration scores predict "
-                     f"({low:.3f}-{high:.3f}, 95 %): the test images differ from the ones the threshold was set on "
-                     "(a shift); the threshold may be more cautious there than it needs to be")
+                     f"({low:.3f}-{high:.3f}, 95 %): either the test images differ from the ones the threshold "
+                     "was set on (a shift), or chance (1 in 40); the threshold may be more cautious there than it "
+                     "needs to be")
         return {"recall": recall, "positives": positives, "interval": [low, high], "within": within, "words": words}
 
     def to_json(self) -> dict[str, Any]:
