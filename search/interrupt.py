@@ -31,6 +31,7 @@ from typing import Any
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process that SIGINT ended
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 EXIT_TIME_BUDGET = 124  # as timeout(1) reports a command that ran out of time
+ANALYSIS_LOGGER = "ray.tune.analysis.experiment_analysis"  # warns of trials without results
 # Flags whose value is a path: the resume command gives them absolute, so it works from any folder.
 PATH_FLAGS = frozenset({"data", "weights_dir", "storage_path"})
 HOLD_NOTE = b"python -m search.run: stopping once Ray has started (Ctrl-C again to stop at once)\n"
@@ -192,7 +193,7 @@ def _saved_trials(folder: Path) -> list:
     from ray import tune
 
     # Tune warns for each trial that has no result yet (one stopped in its first epoch): not news after a Ctrl-C.
-    analysis_log = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    analysis_log = logging.getLogger(ANALYSIS_LOGGER)
     level = analysis_log.level
     analysis_log.setLevel(logging.ERROR)
     try:
@@ -227,7 +228,8 @@ def tune_sigint() -> Iterator[TuneStop]:
     hint = _DropRestoreHint()
     logging.getLogger("ray.tune.tune").addFilter(hint)
     try:
-        yield stop
+        with quiet_missing_metrics():
+            yield stop
     finally:
         logging.getLogger("ray.tune.tune").removeFilter(hint)
         tune_handler = signal.getsignal(usr1) if usr1 is not None else usr1_handler
@@ -236,6 +238,24 @@ def tune_sigint() -> Iterator[TuneStop]:
         stop.received = tune_on_sigint and signal.getsignal(signal.SIGINT) is not tune_handler
         if handler is not None:
             signal.signal(signal.SIGINT, handler)
+
+
+@contextmanager
+def quiet_missing_metrics() -> Iterator[None]:
+    """Without Tune's warning about trials that have no result yet (one FileNotFoundError line per trial)."""
+    missing = _DropMissingMetrics()
+    logging.getLogger(ANALYSIS_LOGGER).addFilter(missing)
+    try:
+        yield
+    finally:
+        logging.getLogger(ANALYSIS_LOGGER).removeFilter(missing)
+
+
+class _DropMissingMetrics(logging.Filter):
+    # Tune's ResultGrid warns of every trial that had not reported when fit() returned, each with a
+    # FileNotFoundError: after a Ctrl-C as trials start, that read as a failure; the line counts them instead.
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Failed to fetch metrics for" not in record.getMessage()
 
 
 class _DropRestoreHint(logging.Filter):

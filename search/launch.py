@@ -12,6 +12,7 @@ from search.files import read_json
 from search.interrupt import (
     SearchInterrupted,
     hold_sigint,
+    quiet_missing_metrics,
     raise_if_interrupted,
     sigterm_as_sigint,
     time_budget,
@@ -81,7 +82,8 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
         path = folder / DATA_FILE  # absent for experiments started before it was recorded
         check_same_data(datasets, read_json(path, missing="", unreadable=f"cannot read {str(path)!r}")
                         if path.exists() else None)
-        tuner = restore_tuner(settings, retry_errored=retry_errored, **inputs)
+        with quiet_missing_metrics():  # trials a Ctrl-C stopped before their first result
+            tuner = restore_tuner(settings, retry_errored=retry_errored, **inputs)
     else:
         write_json_atomically(settings.describe(data_options), folder / SETTINGS_FILE)
         record = data_record(datasets)
