@@ -163,6 +163,9 @@ def score_trials(folder: Path, dataset: Dataset, judge_images: np.ndarray, judge
     best = json.loads((folder / "best.json").read_text())
     chosen = best["deliverable"]["members"][0]["trial"]
     scored["chosen"] = scored["trial_id"] == chosen
+    choice = best.get("choice") or {}  # search.comparison: the leaderboard's first and the tie rule's pick
+    scored["leaderboard_first"] = scored["trial_id"] == choice.get("best", chosen)
+    scored["tied_with_first"] = choice.get("tied_with_best", 0)
     delivered = best["test"]["test_auc"]
     mine = float(scored.loc[scored["chosen"], "test_auc"].iloc[0])
     if abs(mine - delivered) > 1e-6:
@@ -358,6 +361,28 @@ def print_report(scored: pd.DataFrame, args: argparse.Namespace, seconds: float)
             row = part[part["rule"] == rule.removeprefix("kept_")].iloc[0]
             cells.append(f"{row[f'rho_judge_{row.target}']:+.2f}")
         say(f"| {draw} | {variant} | " + " | ".join(cells) + " |")
+    if "leaderboard_first" in scored:
+        say("")
+        say("(b) The tie rule (--on-ties cheapest: among the trials tied with the leaderboard's first, the fewest "
+            "parameters, then epochs) against the leaderboard's first, on held-out images: specificity at the "
+            "target recall (each set's own threshold) and AUC.")
+        say("")
+        say("| draw | variant | first | tied | tie rule's pick | judge spec@recall first / pick | "
+            "judge AUC first / pick | test spec@recall first / pick |")
+        say("|---|---|---|---|---|---|---|---|")
+        outcomes = []
+        for (draw, variant), part in scored.groupby(["draw", "variant"], sort=True):
+            first, pick = part[part["leaderboard_first"]].iloc[0], part[part["chosen"]].iloc[0]
+            name = lambda row: f"{row['config/architecture']}/{row['config/strategy']}"  # noqa: E731
+            outcomes.append(np.sign(pick["judge_specificity_at_recall"] - first["judge_specificity_at_recall"]))
+            say(f"| {draw} | {variant} | {name(first)} | {int(part['tied_with_first'].iloc[0])} | {name(pick)} | "
+                f"{first['judge_specificity_at_recall']:.3f} / {pick['judge_specificity_at_recall']:.3f} | "
+                f"{first['judge_auc']:.3f} / {pick['judge_auc']:.3f} | "
+                f"{first['test_specificity_at_recall']:.3f} / {pick['test_specificity_at_recall']:.3f} |")
+        say("")
+        say(f"The tie rule's pick on the judge set's specificity at recall: better in "
+            f"{sum(o > 0 for o in outcomes)}, the same trial or equal in {sum(o == 0 for o in outcomes)}, worse in "
+            f"{sum(o < 0 for o in outcomes)} of {len(outcomes)} searches.")
     say("")
     say(f"Settings: --space {args.space} --folds {args.folds} --image-size {args.image_size} --max-epochs "
         f"{args.max_epochs} --keep-weights {args.keep_weights} --target-recall {args.target_recall}, sizes "

@@ -92,7 +92,7 @@ class PairedComparer:
         self.held_out, self.metric, self.target_recall = held_out, metric, target_recall
         self.draws, self.seed = draws, seed
         self._means: dict[str, tuple[float, np.ndarray]] = {}
-        self._resamples: list[np.ndarray] | None = None
+        self._resamples: dict[tuple, list[np.ndarray]] = {}
 
     def difference(self, a: str, b: str) -> Difference | None:
         """Trial ``a``'s metric minus trial ``b``'s, paired; None when they were not scored on the same images."""
@@ -105,9 +105,12 @@ class PairedComparer:
     def _mean(self, trial: str) -> tuple[float, np.ndarray]:
         if trial not in self._means:
             held = self.held_out[trial]
-            if self._resamples is None:  # the same draws for every trial: every trial pairs with the first
-                self._resamples = unit_resamples([y for y, _ in held.scores], n_resamples=self.draws, seed=self.seed)
-            self._means[trial] = resampled_mean(held.scores, self._resamples, metric=self.metric,
+            # The same draws for every trial scored on the same units and images: a paired bootstrap.
+            key = (held.units, tuple(y.tobytes() for y, _ in held.scores))
+            if key not in self._resamples:
+                self._resamples[key] = unit_resamples([y for y, _ in held.scores], n_resamples=self.draws,
+                                                      seed=self.seed)
+            self._means[trial] = resampled_mean(held.scores, self._resamples[key], metric=self.metric,
                                                 target_recall=self.target_recall)
         return self._means[trial]
 
