@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import load_epochs
-from trainables import ENDED_FILE, KEPT_FILE, MANIFEST_FILE, RESUME_FILE, CheckpointPolicy
+from trainables import ENDED_FILE, HELD_OUT_FILE, KEPT_FILE, MANIFEST_FILE, RESUME_FILE, CheckpointPolicy
 
 MAX_EPOCHS = 8
 COMMAND = [sys.executable, "-m", "search.run", "--space", "smoke", "--name", "crash", "--image-size", "16",
@@ -192,4 +192,5 @@ def test_a_trial_whose_named_checkpoint_was_deleted_continues_from_its_newest_co
     # Epoch 3 again (the folder's result, reported with a copy so that Tune records it), then 4 and 5.
     assert [r["epoch"] for r in rows] == [1, 2, 3, 3, 4, 5]
     assert [p.name for p in trial.glob("checkpoint_*")] == [Path(result.checkpoint.path).name]
-    assert sorted(p.name for p in Path(result.checkpoint.path).iterdir()) == [ENDED_FILE, KEPT_FILE, MANIFEST_FILE]
+    assert sorted(p.name for p in Path(result.checkpoint.path).iterdir()) == [ENDED_FILE, HELD_OUT_FILE, KEPT_FILE,
+                                                                              MANIFEST_FILE]

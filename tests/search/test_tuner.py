@@ -51,7 +51,7 @@ def test_a_trial_that_raises_fails_alone_with_its_error_in_the_table(ray_session
 
 def test_superseded_checkpoints_are_deleted_while_trials_run(ray_session, tmp_path):
     """Tune keeps every checkpoint (so none forces a snapshot); the search deletes all but a trial's last."""
-    from trainables import ENDED_FILE, KEPT_FILE, MANIFEST_FILE
+    from trainables import ENDED_FILE, HELD_OUT_FILE, KEPT_FILE, MANIFEST_FILE
 
     space = Space("several", {"seed": (0,)}, max_epochs=4)
     settings = SearchSettings(space=space, name="several", storage_path=tmp_path, checkpoint_period_s=0,
@@ -62,7 +62,8 @@ def test_superseded_checkpoints_are_deleted_while_trials_run(ray_session, tmp_pa
     assert not results.errors and len(seen) == 4  # a checkpoint every epoch
     result = results[0]
     assert [p.name for p in Path(result.path).glob("checkpoint_*")] == [Path(result.checkpoint.path).name]
-    assert sorted(p.name for p in Path(result.checkpoint.path).iterdir()) == [ENDED_FILE, KEPT_FILE, MANIFEST_FILE]
+    assert sorted(p.name for p in Path(result.checkpoint.path).iterdir()) == [ENDED_FILE, HELD_OUT_FILE, KEPT_FILE,
+                                                                              MANIFEST_FILE]
     assert result.metrics["epoch"] == result.metrics["training_iteration"] == 4
 
 
