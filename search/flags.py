@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ensemble-top", type=int, default=1,
                    help="also deliver the mean probability of the best N trials' kept models, with its own test "
                         "report beside the best trial's (1: the best trial alone)")
-    p.add_argument("--on-ties", choices=list(TIE_RULES), default="cheapest",
+    p.add_argument("--on-ties", choices=list(TIE_RULES), default="best",
                    help="which of the trials statistically tied with the best to deliver (paired bootstrap on the "
                         "held-out images): cheapest, the fewest parameters then epochs; best, the leaderboard's first")
     p.add_argument("--resume", action="store_true",

@@ -55,7 +55,7 @@ class SearchSettings:
     checkpoint_period_s: float = 60.0  # at most this much of a trial's training is lost to a crash
     keep_weights: int = 10  # finished trials whose weights stay besides each group's best (search.retention)
     ensemble_top: int = 1  # the best trials whose mean probability is delivered beside the best one
-    on_ties: str = "cheapest"  # which of the trials tied with the best is delivered (search.comparison.TIE_RULES)
+    on_ties: str = "best"  # which of the trials tied with the best is delivered (search.comparison.TIE_RULES)
     verbose: bool = False  # Tune's own status tables and per-trial blocks
     tensorboard: bool = False  # Tune's TensorBoard event files per trial (CSV and JSON are always written)
     optuna_storage: str | None = None  # an Optuna storage URL (sqlite:///study.db) that keeps the study

@@ -55,7 +55,7 @@ def test_report_answers_the_study_question(smoke_experiment, smoke_report):
     told = md.split("## What the data can tell apart")[1].split("## What mattered")[0]
     record = json.loads((smoke_experiment / "comparisons.json").read_text())
     assert ties_in_words(record) in told and "| best minus this" in told and "| verdict" in told
-    assert f"Delivered: {record['chosen']}, by the rule --on-ties cheapest" in told
+    assert f"Delivered: {record['chosen']}, by the rule --on-ties best" in told and record["chosen"] == record["best"]
     assert set(trials["tie"].dropna()) <= {"best", "tied", "worse", ""}
 
 
