@@ -81,6 +81,10 @@ def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path):
         latest["_".join(name.split("_")[:4])] = after[name]
     assert len(latest) == 4 and all(_finished(rows) for rows in latest.values())
     for name, rows in latest.items():
+        if len(rows) >= 2 and _reported(rows[-1]) == _reported(rows[-2]):
+            # A trial that ended after Tune's last snapshot reports its final result once more (above); under
+            # load that can be a trial that ended between the check for finished trials and the kill.
+            rows = rows[:-1]
         epochs = [r["epoch"] for r in rows]
         # Rising epochs, none twice: continued, not restarted (a restart repeats them). Some rows may be
         # missing here: a trial that continues from a checkpoint newer than Tune's last snapshot has
