@@ -28,6 +28,11 @@ ATTEMPTS = 100  # asks per new trial before the search is called exhausted
 ASKS_BEFORE_RANDOM = 3  # repeats after which a configuration not yet run is enqueued
 
 
+def _signature(config: dict) -> str:
+    """A configuration as one comparable string, whatever its keys' order."""
+    return json.dumps(config, sort_keys=True, default=str)
+
+
 class DistinctOptunaSearch(OptunaSearch):
     """``OptunaSearch`` that never suggests a configuration it suggested before in this search.
 
@@ -60,7 +65,7 @@ class DistinctOptunaSearch(OptunaSearch):
             config = super().suggest(key)
             if not isinstance(config, dict):
                 return config
-            signature = json.dumps(config, sort_keys=True, default=str)
+            signature = _signature(config)
             if signature not in self._seen:
                 self._seen.add(signature)
                 self._asked[trial_id] = key
@@ -75,7 +80,7 @@ class DistinctOptunaSearch(OptunaSearch):
             return None
         for _ in range(1000):
             config = {k: self._rng.choice(v) for k, v in self._choices.items()}
-            if json.dumps(config, sort_keys=True, default=str) not in self._seen:
+            if _signature(config) not in self._seen:
                 return config
         return None
 

@@ -120,10 +120,12 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         raise InputError("--resume needs the --name of the experiment to continue")
     if not args.resume and folder.exists() and any(folder.iterdir()):
         raise InputError(f"experiment {str(folder)!r} already exists; pass --resume to continue it or choose another --name")
-    if args.resume and fixed.get("folds") == AUTO:  # continue as it was started: auto chose from the same data
-        fixed["folds"] = (_recorded_settings(folder).get("fixed") or {}).get("folds", DEFAULTS["folds"])
-    if args.resume and args.seeds is None:
-        fixed["seeds"] = (_recorded_settings(folder).get("fixed") or {}).get("seeds", DEFAULTS["seeds"])
+    if args.resume and (fixed.get("folds") == AUTO or args.seeds is None):  # continue as it was started
+        recorded = _recorded_settings(folder).get("fixed") or {}
+        if fixed.get("folds") == AUTO:  # auto chose from the same data
+            fixed["folds"] = recorded.get("folds", DEFAULTS["folds"])
+        if args.seeds is None:
+            fixed["seeds"] = recorded.get("seeds", DEFAULTS["seeds"])
     settings = SearchSettings(
         space=space,
         name=name,

@@ -100,6 +100,11 @@ def _resampled_metrics(y_true: np.ndarray, y_pred: np.ndarray, y_score: np.ndarr
     return out
 
 
+def _every_image_once(y_true: np.ndarray) -> np.ndarray:
+    """The split itself as one "resample" (negatives first, as _resampled_metrics wants): its observed metrics."""
+    return np.concatenate([np.flatnonzero(y_true == 0), np.flatnonzero(y_true == 1)])[None]
+
+
 def _at_recall(scores: np.ndarray, n_neg: int, target_recall: float | None) -> tuple[np.ndarray, np.ndarray]:
     """Specificity and precision per row at the split-conformal threshold (rows: negatives' scores, then positives')."""
     from trainables.metrics import conformal_rank
@@ -156,8 +161,8 @@ def resampled_mean(units: Sequence[tuple[np.ndarray, np.ndarray]], resamples: Se
     for (y_true, y_score), idx in zip(units, resamples, strict=True):
         y_true, y_score = np.asarray(y_true), np.asarray(y_score)
         y_pred = (y_score > 0.5).astype(int)
-        everything = np.concatenate([np.flatnonzero(y_true == 0), np.flatnonzero(y_true == 1)])[None]
-        observed.append(_resampled_metrics(y_true, y_pred, y_score, everything, [name], target_recall)[name][0])
+        observed.append(_resampled_metrics(y_true, y_pred, y_score, _every_image_once(y_true), [name],
+                                           target_recall)[name][0])
         draws.append(_resampled_metrics(y_true, y_pred, y_score, idx, [name], target_recall)[name])
     return float(np.mean(observed)), np.mean(draws, axis=0)
 
@@ -193,8 +198,7 @@ def bootstrap_metric(
         raise ValueError(f"no bootstrap for metric {metric!r}; choose from {', '.join(BOOTSTRAP_METRICS)}")
     y_true, y_score = np.asarray(y_true), np.asarray(y_score)
     y_pred = (y_score > 0.5 if threshold is None else y_score >= threshold).astype(int)
-    everything = np.concatenate([np.flatnonzero(y_true == 0), np.flatnonzero(y_true == 1)])[None]
-    estimate = float(_resampled_metrics(y_true, y_pred, y_score, everything, [name])[name][0])
+    estimate = float(_resampled_metrics(y_true, y_pred, y_score, _every_image_once(y_true), [name])[name][0])
     draws = _resampled_metrics(y_true, y_pred, y_score,
                                stratified_resamples(y_true, n_resamples=n_resamples, seed=seed), [name])[name]
     tail = (1 - confidence) / 2 * 100
