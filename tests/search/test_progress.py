@@ -2,10 +2,6 @@
 
 import io
 import math
-import os
-import subprocess
-import sys
-import time
 
 import pytest
 
@@ -95,25 +91,16 @@ def test_live_progress_in_a_real_search(ray_session, tmp_path):
     assert list(tmp_path.glob("progress/*/progress.csv")) and list(tmp_path.glob("progress/*/result.json"))
 
 
-def test_cli_prints_a_line_per_interval_and_the_leaderboard(tmp_path):
-    # As a user's shell would have it: quiet searches run in this test process set RAY_AIR_NEW_OUTPUT.
-    env = {k: v for k, v in os.environ.items() if k != "RAY_AIR_NEW_OUTPUT"}
-    start = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "search.run", "--space", "smoke", "--storage-path", str(tmp_path), "--name", "quiet",
-         "--image-size", "16", "--max-epochs", "1"],
-        capture_output=True, text=True, timeout=300, env=env,
-    )
-    wall_s = time.monotonic() - start
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out = proc.stdout.splitlines()
+def test_cli_prints_a_line_per_interval_and_the_leaderboard(smoke_command):
+    assert smoke_command.returncode == 0, smoke_command.stderr[-2000:]
+    out = smoke_command.stdout.splitlines()
     progress = [line for line in out if " trials " in line and "ETA" in line]
     assert not [line for line in out if "Trial status" in line or "started with configuration" in line]
-    assert 1 <= len(progress) <= wall_s / 15 + 2
+    assert 1 <= len(progress) <= smoke_command.wall_s / 15 + 2
     board = out.index(next(line for line in out if line.startswith("Best configurations")))
     # before the leaderboard: the data summary, the progress lines, the trial count and how trials ended
     assert len(out[:board]) <= len(progress) + 6, out[:board]
-    assert not [line for line in proc.stderr.splitlines() if " INFO " in line], proc.stderr
+    assert not [line for line in smoke_command.stderr.splitlines() if " INFO " in line], smoke_command.stderr
 
 
 def test_verbose_brings_tune_tables_back(ray_session, tmp_path, capfd, monkeypatch):
