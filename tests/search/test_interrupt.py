@@ -46,17 +46,14 @@ def _finished(result_json: Path) -> bool:
     return bool(rows) and (rows[-1]["stopped_early"] or rows[-1]["training_iteration"] >= MAX_EPOCHS)
 
 
-@pytest.mark.parametrize("stop, status, said", [(signal.SIGINT, 130, "interrupted"),
-                                               (signal.SIGTERM, 143, "terminated (SIGTERM)")])
-def test_a_stop_mid_training_writes_nothing_final_and_the_printed_command_finishes(stop, status, said, tmp_path):
-    """Ctrl-C, or SIGTERM as batch schedulers, Kubernetes and timeout send it: saved, and the command goes on."""
-    storage = tmp_path / "results"
+def _stop_mid_training(command: list[str], stop: signal.Signals, *, storage: Path, tmp_path: Path) -> tuple[int, str]:
+    """Run ``command`` until three more epochs are checkpointed, then send ``stop``; (exit status, stderr)."""
     with open(tmp_path / "out", "w") as out, open(tmp_path / "err", "w") as err:
-        driver = subprocess.Popen(COMMAND + ["--storage-path", str(storage)], stdout=out, stderr=err,
-                                  start_new_session=True)
+        driver = subprocess.Popen(command, stdout=out, stderr=err, start_new_session=True)
         try:
+            target = _epochs_reported(storage) + 3  # mid-training: a trial is in its third epoch since the start
             deadline = time.time() + 180
-            while _epochs_reported(storage) < 3:  # mid-training: the first trial is in its third epoch or later
+            while _epochs_reported(storage) < target:
                 assert time.time() < deadline and driver.poll() is None, "training did not start"
                 time.sleep(0.1)
             driver.send_signal(stop)
@@ -64,24 +61,41 @@ def test_a_stop_mid_training_writes_nothing_final_and_the_printed_command_finish
         finally:
             if driver.poll() is None:
                 os.killpg(driver.pid, signal.SIGKILL)
-    stderr = (tmp_path / "err").read_text()
-    assert driver.returncode == status, stderr[-3000:]
+    return driver.returncode, (tmp_path / "err").read_text()
+
+
+def _printed_command(stderr: str, *, experiment: Path, said: str) -> list[str]:
+    """The command that the last line of a stopped run prints, checked against what the folder holds."""
     assert "SIGTERM received" not in stderr and "*** " not in stderr  # no stack dump of Ray's handler
-    (experiment,) = storage.iterdir()
+    assert "Tuner.restore(" not in stderr
     assert not (experiment / "trials.csv").exists() and not (experiment / "best.json").exists()
     last = stderr.strip().splitlines()[-1]
     finished = sum(_finished(f) for f in experiment.glob("train_fn_*/result.json"))
     prefix = (f"python -m search.run: {said} with {4 - finished} of 4 trials unfinished; the experiment is saved "
               f"in {str(experiment)!r}; continue it with: ")
     assert last.startswith(prefix), last
-    assert "Tuner.restore(" not in stderr
-    command = shlex.split(last.removeprefix(prefix))
+    return shlex.split(last.removeprefix(prefix))
+
+
+def test_a_stop_mid_training_writes_nothing_final_and_the_printed_command_finishes(tmp_path):
+    """Ctrl-C, then SIGTERM (as batch schedulers, Kubernetes and timeout send it) in the resumed run.
+
+    Each saves the experiment and prints the command that goes on; the last printed command finishes it.
+    """
+    storage = tmp_path / "results"
+    status, stderr = _stop_mid_training(COMMAND + ["--storage-path", str(storage)], signal.SIGINT, storage=storage,
+                                        tmp_path=tmp_path)
+    assert status == 130, stderr[-3000:]
+    (experiment,) = storage.iterdir()
+    command = _printed_command(stderr, experiment=experiment, said="interrupted")
     assert command == [sys.executable, "-m", "search.run", "--space", "smoke", "--image-size", "16", "--max-epochs",
                        str(MAX_EPOCHS), "--storage-path", str(storage), "--name", experiment.name,
                        "--max-concurrent-trials", "1", "--checkpoint-period", "0.0", "--resume"]
 
-    if stop == signal.SIGINT:  # the resume after either is the same; once is enough for the suite's time
-        return
+    status, stderr = _stop_mid_training(command, signal.SIGTERM, storage=storage, tmp_path=tmp_path)
+    assert status == 143, stderr[-3000:]
+    assert _printed_command(stderr, experiment=experiment, said="terminated (SIGTERM)") == command
+
     elsewhere = tmp_path / "elsewhere"  # absolute paths: the command works from any folder
     elsewhere.mkdir()
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=elsewhere)
