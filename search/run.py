@@ -30,6 +30,7 @@ from search.interrupt import (
 from search.launch import TrialsFailed, run
 from search.preflight import confirm_trial_count
 from search.resources import describe_shares
+from search.searchers import trials_in_study
 from search.settings import (
     data_options,
     prepare_inputs,
@@ -65,6 +66,11 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace, *, command:
         if settings.search == "optuna" and requested_samples(args) >= settings.space.num_grid_trials:
             print(f"note: space {settings.space.name!r} has {settings.space.num_grid_trials} combinations, no more "
                   f"than --num-samples {requested_samples(args)}: Optuna runs each once (its brute-force sampler)")
+        if settings.optuna_storage and not args.resume:
+            study = settings.study_name or settings.name
+            if earlier := trials_in_study(settings.optuna_storage, study):
+                print(f"note: study {study!r} in --storage already holds {earlier} trial{'s' * (earlier != 1)}; this "
+                      "search adds its trials to it, and Optuna's sampler learns from the earlier ones too")
         if not args.resume:  # a resumed experiment was confirmed when it started
             confirm_trial_count(trial_count(settings), what=f"space {settings.space.name!r}", yes=args.yes)
         _create_folder(settings.storage_path, flag_value=args.storage_path)

@@ -7,6 +7,9 @@ the leaderboard showed one three times. :class:`DistinctOptunaSearch` asks
 again instead, telling Optuna that the repeat failed, so that no
 configuration runs twice in one search. A space with no more combinations than
 ``--num-samples`` is run once each, by Optuna's ``BruteForceSampler``.
+
+The study it leaves (``--storage``) holds every epoch of every trial as an
+intermediate value, the last included, and each trial's Ray trial id.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ import json
 import random
 from typing import TYPE_CHECKING, Any
 
+from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.search.sample import Categorical, Domain
 
-from trainables.ray_compat import optuna_study
+from trainables.ray_compat import optuna_study, optuna_trial
 
 if TYPE_CHECKING:
     from search.tuner import SearchSettings
@@ -49,6 +53,8 @@ class DistinctOptunaSearch(OptunaSearch):
         self._seen: set[str] = set()
         self._choices: dict[str, list] | None = None  # each dimension's values, for a finite space
         self._rng = random.Random(seed)
+        self._last_step: dict[str, int] = {}  # the Optuna trial's key -> the last epoch reported to it
+        self._completed: set[str] = set()
         self.repeats_refused = 0
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
@@ -69,6 +75,7 @@ class DistinctOptunaSearch(OptunaSearch):
             if signature not in self._seen:
                 self._seen.add(signature)
                 self._asked[trial_id] = key
+                optuna_trial(self, key).set_user_attr("ray_trial_id", trial_id)  # to find it in trials.csv
                 return config
             super().on_trial_complete(key, result=None, error=True)  # FAIL in the study: TPE ignores it
             self.repeats_refused += 1
@@ -85,10 +92,20 @@ class DistinctOptunaSearch(OptunaSearch):
         return None
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        super().on_trial_result(self._asked.get(trial_id, trial_id), result)
+        key = self._asked.get(trial_id, trial_id)
+        super().on_trial_result(key, result)
+        self._last_step[key] = result[TRAINING_ITERATION]
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        super().on_trial_complete(self._asked.get(trial_id, trial_id), result=result, error=error)
+        key = self._asked.get(trial_id, trial_id)
+        # Tune hands a trial's last result (its last epoch, or the rung where ASHA stopped it) to
+        # on_trial_complete alone (TuneController._process_trial_result): without this report the study
+        # missed it, and a trial stopped at the first rung had no intermediate value at all.
+        if (not error and result and self.metric in result and key not in self._completed
+                and result.get(TRAINING_ITERATION, 0) > self._last_step.get(key, 0)):
+            super().on_trial_result(key, result)
+        self._completed.add(key)
+        super().on_trial_complete(key, result=result, error=error)
 
 
 def optuna(settings: SearchSettings) -> Searcher:
@@ -109,6 +126,14 @@ def optuna(settings: SearchSettings) -> Searcher:
     sampler = (_optuna.samplers.BruteForceSampler(seed=settings.seed) if every
                else _optuna.samplers.TPESampler(seed=settings.seed))
     return DistinctOptunaSearch(sampler=sampler, seed=settings.seed, **storage)
+
+
+def trials_in_study(storage: str, study_name: str) -> int:
+    """How many trials the study ``study_name`` in the Optuna storage URL ``storage`` holds (0: no such study)."""
+    import optuna as _optuna
+
+    summaries = _optuna.study.get_all_study_summaries(storage, include_best_trial=False)
+    return next((s.n_trials for s in summaries if s.study_name == study_name), 0)
 
 
 def concurrent_trials(settings: SearchSettings, *, cluster_cpus: float) -> int | None:

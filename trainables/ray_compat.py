@@ -136,6 +136,14 @@ def optuna_study(searcher: Any) -> Any:
     return searcher._ot_study
 
 
+def optuna_trial(searcher: Any, key: str) -> Any:
+    """The Optuna trial that Tune's ``OptunaSearch`` asked for ``key`` (``_ot_trials``), to tag it.
+
+    Public replacement: none (OptunaSearch keeps the trials it asks for to itself).
+    """
+    return searcher._ot_trials[key]
+
+
 def gc_thread_class() -> type:
     """The thread class Ray starts while it builds the driver's core worker, inside ``ray.init``.
 
