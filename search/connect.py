@@ -8,6 +8,7 @@ on Linux listens on every interface. A local run here starts its own Ray
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import socket
@@ -60,7 +61,10 @@ def init_ray(address: str | None, *, verbose: bool = False) -> None:
     # Ray's INFO lines ("Started a local Ray instance.") only with --verbose; warnings always.
     quiet = {} if verbose else {"logging_level": logging.WARNING}
     try:
-        if address:
+        if address and _on_loopback(address):  # a cluster whose nodes listen on 127.0.0.1: keep it
+            with loopback_node() as on_loopback:
+                ray.init(address=address, log_to_driver=False, **on_loopback, **quiet)
+        elif address:
             ray.init(address=address, log_to_driver=False, **quiet)
         else:
             with loopback_node() as on_loopback, quiet_token_auth_warning():
@@ -76,6 +80,15 @@ def init_ray(address: str | None, *, verbose: bool = False) -> None:
         token = "the token set here was refused" if _has_auth_token() else "no token is set here"
         raise InputError(f"cannot connect to the Ray cluster at {address!r} ({reason}); if it uses token "
                          f"authentication, {token}: set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH to the cluster's token") from None
+
+
+def _on_loopback(address: str) -> bool:
+    """Whether ``host:port`` names this machine's loopback interface (127.0.0.0/8, ::1 or localhost)."""
+    host = address.removeprefix("ray://").rpartition(":")[0].strip("[]")
+    try:
+        return ipaddress.ip_address(socket.gethostbyname(host) if host == "localhost" else host).is_loopback
+    except (ValueError, OSError):  # a host name, not an address
+        return False
 
 
 def _has_auth_token() -> bool:

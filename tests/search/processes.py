@@ -6,6 +6,8 @@ import socket
 import time
 from pathlib import Path
 
+LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -1,4 +1,7 @@
-"""Running on a Ray cluster: a search through --address spreads over both nodes, with token authentication."""
+"""Running on a Ray cluster: a search through --address spreads over both nodes, with token authentication.
+
+The cluster's nodes listen on 127.0.0.1 only, as a cluster started for testing on one machine should.
+"""
 
 import os
 import secrets
@@ -7,6 +10,8 @@ import sys
 
 import pandas as pd
 import pytest
+
+from tests.search.processes import LOOPBACK, descendants, listening
 
 SMOKE = ["-m", "search.run", "--space", "smoke", "--image-size", "16", "--max-epochs", "2", "--name", "remote"]
 
@@ -17,10 +22,13 @@ CLUSTER_SCRIPT = """
 import sys, time
 import ray
 from ray.cluster_utils import Cluster
-cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-cluster.add_node(num_cpus=1)
+from search.connect import init_ray
+# Both nodes on 127.0.0.1, where Ray would put the machine's outward address (ray.cluster_utils' default).
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,
+                                                          "node_ip_address": "127.0.0.1"})
+cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
 cluster.wait_for_nodes()
-ray.init(address=cluster.address, logging_level="ERROR")
+init_ray(cluster.address)  # as the command connects: keeping 127.0.0.1
 deadline = time.time() + 60
 while ray.available_resources().get("CPU", 0) < 2:
     assert time.time() < deadline, ray.available_resources()
@@ -34,7 +42,7 @@ cluster.shutdown()
 
 @pytest.fixture
 def token_cluster():
-    """Two nodes started with RAY_AUTH_MODE=token; yields (address, token)."""
+    """Two nodes on 127.0.0.1 started with RAY_AUTH_MODE=token; yields (address, token, the cluster's process)."""
     token = secrets.token_hex(32)
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
     cluster = subprocess.Popen([sys.executable, "-c", CLUSTER_SCRIPT], env=env, stdin=subprocess.PIPE,
@@ -42,14 +50,14 @@ def token_cluster():
     try:
         address = cluster.stdout.readline().strip()
         assert address, "the cluster did not start"
-        yield address, token
+        yield address, token, cluster.pid
     finally:
         cluster.stdin.close()
         cluster.wait(timeout=60)
 
 
 def test_a_search_spreads_over_both_nodes_and_only_the_token_gets_in(token_cluster, tmp_path):
-    address, token = token_cluster
+    address, token, cluster = token_cluster
     home = tmp_path / "home"  # no ~/.ray/auth_token to fall back on
     home.mkdir()
     base = {**os.environ, "HOME": str(home), "RAY_AUTH_MODE": "token"}
@@ -65,3 +73,5 @@ def test_a_search_spreads_over_both_nodes_and_only_the_token_gets_in(token_clust
     trials = pd.read_csv(tmp_path / "b" / "remote" / "trials.csv")
     assert len(trials) == 4 and (trials["error"].fillna("") == "").all()
     assert trials["node_id"].nunique() == 2, allowed.stderr[-3000:]  # each node ran trials
+    servers = listening(descendants(cluster))  # the GCS, both raylets, their object stores and agents
+    assert servers and {host for host, _ in servers} <= LOOPBACK, sorted(servers)

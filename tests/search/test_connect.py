@@ -8,9 +8,9 @@ import time
 import pytest
 
 from search.connect import DRIVER_MALLOC_ARENAS, check_address, limit_malloc_arenas
+from tests.search.processes import LOOPBACK
 from trainables import InputError
 
-LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 
 
 def test_local_run_does_not_join_a_running_cluster_and_listens_on_loopback_only(smoke_command, other_head):
