@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-import pyarrow.fs
 from ray import tune
 
 from search.comparison import COMPARISONS_FILE, tie_marks
@@ -22,6 +21,7 @@ from search.results import SETTINGS_FILE, trial_row
 from trainables import DEFAULTS, KEPT_FILE, has_checkpoint_file, read_history
 from trainables.classifier import BEST_FILE
 from trainables.ray_compat import trial_folder
+from trainables.storage import is_remote, locate
 
 
 class ExperimentError(ValueError):
@@ -56,10 +56,17 @@ class Experiment:
 
 
 def load_experiment(path: str | os.PathLike) -> Experiment:
-    """Read an experiment from a local folder or a storage URI (``s3://...``) Ray can read."""
+    """Read an experiment from a local folder or a storage URI (``s3://...``) Ray can read.
+
+    A bucket's experiment is read in place, through the one filesystem trainables.storage makes of the URI:
+    Ray's state and results, the JSON files beside them, and the checkpoints, each of which carries that
+    filesystem (a model is downloaded one checkpoint folder at a time, when the report reloads it).
+    """
     uri = _as_uri(path)
     try:
-        analysis = tune.ExperimentAnalysis(uri)
+        where = locate(uri) if is_remote(uri) else None
+        analysis = (tune.ExperimentAnalysis(uri) if where is None
+                    else tune.ExperimentAnalysis(where.path, storage_filesystem=where.filesystem))
     except (ValueError, FileNotFoundError, OSError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ExperimentError(f"{str(path)!r} is not an experiment written by search.run: {first}") from None
@@ -131,9 +138,7 @@ def _as_uri(path: str | os.PathLike) -> str:
 def _read_json(uri: str, name: str) -> dict[str, Any] | None:
     """A JSON file beside the experiment state (search.json, data.json, best.json), read through pyarrow as Ray reads."""
     try:
-        fs, folder = pyarrow.fs.FileSystem.from_uri(uri)
-        with fs.open_input_stream(f"{folder.rstrip('/')}/{name}") as f:
-            return json.loads(f.readall().decode())
+        return json.loads((locate(uri) / name).read_text())
     except (OSError, ValueError):  # absent, unreadable or not JSON: the report says less
         return None
 

@@ -14,7 +14,8 @@ from trainables import InputError
 def main(argv: Sequence[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m analysis.report", description=__doc__.splitlines()[0])
     parser.add_argument("experiment", help="experiment folder written by search.run (or a storage URI)")
-    parser.add_argument("--out", default=None, help="where to write the report (default: the experiment folder)")
+    parser.add_argument("--out", default=None, help="where to write the report (default: the experiment folder; for a bucket's "
+                        "experiment ./report-<name>); a bucket's URI uploads it there")
     parser.add_argument("--examples", type=int, default=4, help="Grad-CAM images per row")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     args = parser.parse_args(argv)

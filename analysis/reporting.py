@@ -8,6 +8,7 @@ rest is still written.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -44,6 +45,7 @@ from analysis.tables import (
 from search.results import guard_in_words
 from trainables import DEFAULTS, PNEUMONIA, Dataset, InputError
 from trainables.dataset import FEW_VALIDATION_POSITIVES
+from trainables.storage import Storage, is_remote, user_folder
 
 # F1 and AP are left to trials.csv: with them the table was wider than an 800 px page.
 SHOWN_METRICS = ("objective", "kept_val_recall", "kept_val_precision", "kept_val_balanced_accuracy",
@@ -58,12 +60,24 @@ def short_name(column: str) -> str:
     return (column.removeprefix("kept_") if column.startswith("kept_val_") else column).replace("_", " ")
 
 
-def build_report(path: str, *, out_dir: str | Path | None = None, examples: int = 4, resamples: int = 1000) -> Path:
-    """Write report.md, report.html and the PNGs for the experiment at ``path``; return the folder."""
+def build_report(path: str, *, out_dir: str | Path | None = None, examples: int = 4,
+                 resamples: int = 1000) -> Path | Storage:
+    """Write report.md, report.html and the PNGs for the experiment at ``path``; return the folder.
+
+    ``path`` may be a bucket's URI (``s3://...``): the experiment is read there, and the report goes to
+    ``./report-<name>`` unless ``out_dir`` says where; an ``out_dir`` URI gets the report written in a local
+    temporary folder, then copied there.
+    """
+    if out_dir is not None and is_remote(out_dir):
+        target = user_folder(out_dir)
+        with tempfile.TemporaryDirectory(prefix="report.") as local:
+            build_report(path, out_dir=local, examples=examples, resamples=resamples)
+            target.upload(local)
+        return target
     experiment = load_experiment(path)
     out = Path(out_dir) if out_dir else _default_out(path)
     out.mkdir(parents=True, exist_ok=True)
-    doc = Document(f"Search report: {Path(str(path).rstrip('/')).name}")
+    doc = Document(f"Search report: {_experiment_name(path)}")
     problems: list[str] = []
     _settings_section(doc, experiment)
     trials = experiment.trials
@@ -288,6 +302,11 @@ def _save(fig: Figure, path: Path) -> Path:
 
 
 def _default_out(path: str) -> Path:
-    if "://" in str(path):
-        return Path.cwd() / f"report-{Path(str(path).rstrip('/')).name}"
+    if "://" in str(path):  # a bucket's experiment: a folder here, named after it
+        return Path.cwd() / f"report-{_experiment_name(path)}"
     return Path(path).expanduser()
+
+
+def _experiment_name(path: str) -> str:
+    """The experiment's folder name; of a URI, its path's last part (``s3://b/results/exp?endpoint_override=...``: exp)."""
+    return user_folder(path).name if is_remote(path) else Path(str(path).rstrip("/")).name

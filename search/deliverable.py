@@ -47,7 +47,7 @@ ESTIMATED = (("auc", None), ("specificity", "threshold"), ("precision", "thresho
 
 
 def deliver(results: tune.ResultGrid, frame: pd.DataFrame, datasets: dict[int, Dataset], *, mode: str,
-            folder: Path, ensemble_top: int = 1, first: str | None = None) -> dict[str, Any] | None:
+            folder: Path | str, ensemble_top: int = 1, first: str | None = None) -> dict[str, Any] | None:
     """The record of ``best.json``: the deliverable, its operating point and estimates, and its test result, once.
 
     ``first`` is the trial id to deliver (the tie rule's choice, search.comparison); default the best-ranked.

@@ -29,6 +29,7 @@ from search.files import umask
 from trainables import InputError
 from trainables.classifier import BEST_FILE, CARD_FILE, ONNX_FILE, Classifier
 from trainables.models import get_spec
+from trainables.storage import Storage, is_remote, user_folder
 
 CARD_FORMAT = 1
 VERSIONED = ("torch", "torchvision", "ray", "onnx", "onnxruntime", "safetensors", "rare-class-search")
@@ -153,9 +154,19 @@ def card_readme(card: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def export(experiment: str | Path, out: str | Path, *, command: str, onnx: bool = True) -> Path:
-    """Write the delivered model of ``experiment`` to ``out`` (written whole, or not at all)."""
-    folder, out = Path(experiment).expanduser(), Path(out).expanduser()
+def export(experiment: str | Path, out: str | Path, *, command: str, onnx: bool = True) -> Path | Storage:
+    """Write the delivered model of ``experiment`` (a folder, or a bucket's URI) to ``out`` (written whole, or not at all).
+
+    ``out`` may be a bucket's URI: the folder is written here first, then uploaded file by file.
+    """
+    if is_remote(out):
+        target = user_folder(out)
+        if target.names():
+            raise InputError(f"--out {str(target)!r} exists and is not empty; choose another folder")
+        with tempfile.TemporaryDirectory(prefix="model.") as local:
+            target.upload(export(experiment, Path(local) / "model", command=command, onnx=onnx))
+        return target
+    folder, out = user_folder(experiment), Path(out).expanduser()
     if not (folder / BEST_FILE).is_file():
         raise InputError(f"{str(folder)!r} holds no {BEST_FILE}: not a finished search.run experiment")
     if out.exists() and any(out.iterdir()):
@@ -191,8 +202,9 @@ def _readable_as_umask_allows(folder: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m search.export", description=__doc__.splitlines()[0])
-    parser.add_argument("experiment", help="experiment folder written by search.run")
-    parser.add_argument("--out", required=True, help="the model folder to write (must not exist, or be empty)")
+    parser.add_argument("experiment", help="experiment folder written by search.run (or a bucket's URI, s3://...)")
+    parser.add_argument("--out", required=True, help="the model folder to write (must not exist, or be empty; "
+                        "or a bucket's URI)")
     parser.add_argument("--no-onnx", action="store_true", help="skip model.onnx (ONNX needs the [onnx] extra)")
     args = parser.parse_args(argv)
     command = shlex.join(["python", "-m", "search.export", *(sys.argv[1:] if argv is None else argv)])

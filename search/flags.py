@@ -100,7 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "error, and delivers their mean (default 1; on --resume, the experiment's)")
     p.add_argument("--weights-dir", default=None, help="folder of ImageNet weight files (default: the torch hub cache)")
     p.add_argument("--no-pretrained", action="store_true", help="train ImageNet architectures from scratch")
-    p.add_argument("--storage-path", default="./results", help="where experiments are written")
+    p.add_argument("--storage-path", default="./results",
+                   help="where experiments are written: a folder, or a bucket (s3://bucket/path, gs://...; "
+                   "credentials from AWS_* or GOOGLE_APPLICATION_CREDENTIALS)")
     p.add_argument("--name", default=None, help="experiment name (default: <space>-<scheduler>-<search>-<time>)")
     p.add_argument("--address", default=None, help="address of a running Ray cluster (default: start a local Ray)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
@@ -140,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress-interval", type=float, default=DEFAULT_INTERVAL_S, help="seconds between progress lines")
     p.add_argument("--tensorboard", action="store_true",
                    help="also write Tune's TensorBoard event files in each trial's folder (they cost time at scale)")
+    p.add_argument("--mlflow", default=None, metavar="URI",
+                   help="log every trial (config, per-epoch metrics) and the chosen model's test result as runs of "
+                        "the MLflow experiment --name at this tracking URI, e.g. http://127.0.0.1:5000 (needs "
+                        "pip install 'rare-class-search[mlflow]'; docs/tracking.md)")
     p.add_argument("--storage", default=None,
                    help="with --search optuna: an Optuna storage URL that keeps the study, e.g. sqlite:///study.db "
                         "(open it with optuna-dashboard)")

@@ -28,6 +28,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from trainables.storage import Storage, as_storage, is_remote
+
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process that SIGINT ended
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 EXIT_TIME_BUDGET = 124  # as timeout(1) reports a command that ran out of time
@@ -160,7 +162,7 @@ class SearchInterrupted(Exception):
         self.unfinished, self.total = unfinished, total
 
 
-def unfinished_trials(folder: Path, *, expected: int) -> int:
+def unfinished_trials(folder: Path | Storage, *, expected: int) -> int:
     """Trials that Tune's saved experiment has not finished: running, pending or paused there, or not created yet.
 
     After a SIGINT, the ``ResultGrid`` that ``fit()`` returns calls the trials
@@ -174,14 +176,14 @@ def unfinished_trials(folder: Path, *, expected: int) -> int:
     return max(expected, len(trials)) - finished
 
 
-def saved_trial_count(folder: Path) -> int:
+def saved_trial_count(folder: Path | Storage) -> int:
     """Trials in the experiment state Tune saved in ``folder``; 0 if it saved none.
 
     Tune writes ``tuner.pkl`` when the Tuner is built, and a state without
     trials when a SIGINT stops it before the first: neither holds anything to
     resume (``--resume`` would log Tune's failure to restore and start afresh).
     """
-    if not folder.is_dir():
+    if not as_storage(folder).is_dir():
         return 0
     try:
         return len(_saved_trials(folder))
@@ -189,15 +191,16 @@ def saved_trial_count(folder: Path) -> int:
         return 0
 
 
-def _saved_trials(folder: Path) -> list:
+def _saved_trials(folder: Path | Storage) -> list:
     from ray import tune
 
+    folder = as_storage(folder)
     # Tune warns for each trial that has no result yet (one stopped in its first epoch): not news after a Ctrl-C.
     analysis_log = logging.getLogger(ANALYSIS_LOGGER)
     level = analysis_log.level
     analysis_log.setLevel(logging.ERROR)
     try:
-        return tune.ExperimentAnalysis(str(folder)).trials
+        return tune.ExperimentAnalysis(folder.path, storage_filesystem=folder.ray_filesystem).trials
     finally:
         analysis_log.setLevel(level)
 
@@ -264,8 +267,11 @@ class _DropRestoreHint(logging.Filter):
 
 
 def resume_command(parser: argparse.ArgumentParser, args: argparse.Namespace, *, name: str,
-                   storage_path: Path) -> str:
-    """The command line that continues this experiment: the same flags, absolute paths, ``--name`` and ``--resume``."""
+                   storage_path: Path | str) -> str:
+    """The command line that continues this experiment: the same flags, absolute paths, ``--name`` and ``--resume``.
+
+    A ``--storage-path`` URI of a bucket (``s3://...``) is repeated as it was given.
+    """
     values = {**vars(args), "name": name, "storage_path": str(storage_path), "resume": True}
     words = [sys.executable, "-m", "search.run"]
     for action in parser._actions:  # argparse has no public list of its options
@@ -280,5 +286,5 @@ def resume_command(parser: argparse.ArgumentParser, args: argparse.Namespace, *,
 
 
 def _absolute(dest: str, value: Any) -> str:
-    is_path = dest in PATH_FLAGS or (dest == "space" and str(value).endswith(".json"))
+    is_path = (dest in PATH_FLAGS and not is_remote(value)) or (dest == "space" and str(value).endswith(".json"))
     return str(Path(value).expanduser().resolve()) if is_path and value != "digits" else str(value)

@@ -31,6 +31,7 @@ from trainables import (
     DEFAULTS,
     Dataset,
 )
+from trainables.storage import Storage
 
 
 class TrialsFailed(Exception):
@@ -40,8 +41,10 @@ class TrialsFailed(Exception):
 def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_states: dict[str, dict],
         source_image_size: int | None, data_options: dict[str, Any], address: str | None = None,
         resume: bool = False, retry_errored: bool = False, progress_interval_s: float = DEFAULT_INTERVAL_S,
-        command: str | None = None) -> Path:
+        command: str | None = None) -> Path | Storage:
     """Run (or resume) the search; write ``trials.csv`` and ``best.json`` in the experiment folder and return it.
+
+    The folder is a local ``Path``, or a :class:`~trainables.storage.Storage` on a bucket (``--storage-path s3://...``).
 
     ``command`` is the command line that ran it, recorded in ``best.json`` (and the exported card).
     """
@@ -66,6 +69,7 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
         write_csv_atomically,
         write_json_atomically,
     )
+    from search.tracking import log_chosen
     from search.tuner import build_tuner, restore_tuner
     from trainables.classifier import BEST_FILE
 
@@ -77,7 +81,7 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
         sigterm_as_sigint()  # back from Ray's core worker, which took SIGTERM to abort with a stack dump
         _check_started_ray_fits(settings, address)
     inputs = {"datasets": datasets, "imagenet_states": imagenet_states, "source_image_size": source_image_size}
-    folder = settings.storage_path / settings.name
+    folder = settings.experiment  # every file below goes through its filesystem, local or a bucket's
     if resume:
         path = folder / DATA_FILE  # absent for experiments started before it was recorded
         check_same_data(datasets, read_json(path, missing="", unreadable=f"cannot read {str(path)!r}")
@@ -129,14 +133,17 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
         print(board.to_string(float_format=lambda v: f"{v:.4f}"))
     if comparisons is not None:
         print("\n" + "\n".join(comparison_lines(comparisons)))
-    best = deliver(results, frame, datasets, mode=settings.mode, folder=folder, ensemble_top=settings.ensemble_top,
+    best = deliver(results, frame, datasets, mode=settings.mode, folder=folder.path, ensemble_top=settings.ensemble_top,
                    first=None if comparisons is None else comparisons["chosen"])
     if best is not None:
         choice = None if comparisons is None else {k: comparisons[k] for k in ("best", "tied_with_best", "compared",
                                                                                  "rule", "rule_words", "chosen")}
-        write_json_atomically({**best, "choice": choice, "command": command}, folder / BEST_FILE)
+        record = {**best, "choice": choice, "command": command}
+        write_json_atomically(record, folder / BEST_FILE)
         print("\n" + "\n".join(delivery_lines(best, folder / BEST_FILE)))
-    return folder
+        if settings.mlflow_uri is not None:
+            log_chosen(settings.mlflow_uri, experiment=settings.name, best=record, best_file=folder / BEST_FILE)
+    return Path(folder.path) if folder.local else folder
 
 
 def _check_started_ray_fits(settings: SearchSettings, address: str | None) -> None:

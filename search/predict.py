@@ -133,7 +133,8 @@ def _device(name: str) -> torch.device:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m search.predict", description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="a folder written by search.export, or a finished experiment")
+    parser.add_argument("model", help="a folder written by search.export, or a finished experiment (also a "
+                        "bucket's URI, s3://...)")
     parser.add_argument("images", nargs="+", help="image files, folders (searched recursively), or one .npz")
     parser.add_argument("--out", required=True, help="the CSV to write: image, probability, positive")
     parser.add_argument("--split", default="test", help="with an .npz: which split's images (train, val or test)")

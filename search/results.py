@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ from ray import tune
 
 from trainables import DEFAULTS, KEPT_FILE, TIE_BREAKERS, has_checkpoint_file
 from trainables.metrics import guard_acts, passes_guard
+from trainables.storage import Storage, write_local_atomically
 
 OBJECTIVE = "objective"  # the guarded metric every trial reports (see trainables.metrics)
 TRIALS_FILE = "trials.csv"
@@ -60,21 +59,15 @@ def trial_row(*, trial_id: str, config: dict[str, Any], metrics: dict[str, Any],
     return row
 
 
-def write_text_atomically(text: str, path: Path) -> Path:
-    """Write ``text`` to ``path`` through a temporary file, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+def write_text_atomically(text: str, path: Path | Storage) -> Path | Storage:
+    """Write ``text`` to ``path`` whole, so a reader never sees half a file: a local path through a temporary
+    file, a :class:`~trainables.storage.Storage` (a bucket's file) as its filesystem allows."""
+    if isinstance(path, Storage):
+        return path.write_text(text)
+    return write_local_atomically(text, path)
 
 
-def write_csv_atomically(frame: pd.DataFrame, path: Path) -> Path:
+def write_csv_atomically(frame: pd.DataFrame, path: Path | Storage) -> Path | Storage:
     """``frame`` as CSV, written atomically."""
     return write_text_atomically(frame.to_csv(index=False), path)
 
@@ -190,7 +183,7 @@ def guard_in_words(metric: str, min_balanced_accuracy: float) -> str:
     return "no guard needed: a ranking metric, which calling every image positive cannot win"
 
 
-def write_json_atomically(content: dict[str, Any], path: Path) -> Path:
+def write_json_atomically(content: dict[str, Any], path: Path | Storage) -> Path | Storage:
     """``content`` as JSON, written atomically."""
     return write_text_atomically(json.dumps(content, indent=2, default=str), path)
 

@@ -112,7 +112,7 @@ def _end(last: tune.Checkpoint) -> None:
     delete_checkpoint_file(last, RESUME_FILE)
 
 
-def recreate_named_folders(experiment_path: str) -> int:
+def recreate_named_folders(experiment_path: str, *, filesystem: pyarrow.fs.FileSystem | None = None) -> int:
     """Empty folders where an interrupted experiment's snapshot names a checkpoint the search has deleted since.
 
     The search deletes a superseded checkpoint at once; Tune snapshots the
@@ -121,12 +121,13 @@ def recreate_named_folders(experiment_path: str) -> int:
     exist on storage anymore"). With an empty folder there it goes ahead;
     the trial then continues from its newest complete folder
     (trainables.train_fn), and the empty one is deleted with the rest.
-    Returns how many folders were made; call it before ``Tuner.restore``.
+    Returns how many folders were made; call it before ``Tuner.restore``. ``filesystem``: the experiment's
+    (a bucket's, trainables.storage), None for a local path.
     """
     from ray import tune
 
     try:
-        trials = tune.ExperimentAnalysis(experiment_path).trials
+        trials = tune.ExperimentAnalysis(experiment_path, storage_filesystem=filesystem).trials
     except (ValueError, FileNotFoundError):  # no snapshot yet: Tuner.restore says so itself
         return 0
     made = 0

@@ -11,11 +11,8 @@ from __future__ import annotations
 import argparse
 import errno
 import shlex
-import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 from search.flags import build_parser
 from search.interrupt import (
@@ -42,6 +39,7 @@ from search.settings import (
 from search.tuner import SearchSettings
 from trainables import AUTO, DEFAULTS, InputError
 from trainables.dataset import FEW_VALIDATION_POSITIVES
+from trainables.storage import Storage, first_line
 
 # Storage failures while writing results (finished trials stay on disk, so --resume can pick up).
 WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EIO}
@@ -73,8 +71,8 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace, *, command:
                       "search adds its trials to it, and Optuna's sampler learns from the earlier ones too")
         if not args.resume:  # a resumed experiment was confirmed when it started
             confirm_trial_count(trial_count(settings), what=f"space {settings.space.name!r}", yes=args.yes)
-        _create_folder(settings.storage_path, flag_value=args.storage_path)
-        if args.address:
+        _create_folder(settings.storage, flag_value=args.storage_path)
+        if args.address and settings.storage.local:  # a bucket is shared by every node already
             print(f"{parser.prog}: note: with --address, --storage-path {str(settings.storage_path)!r} must be one "
                   "folder shared by every node of the cluster (a network mount at the same path): trials write "
                   "their checkpoints there", file=sys.stderr)
@@ -118,31 +116,44 @@ def _interrupted(parser: argparse.ArgumentParser, args: argparse.Namespace, sett
     """What a Ctrl-C leaves, in one line: the command that continues the experiment, or that nothing was saved."""
     from ray import tune
 
-    folder = settings.storage_path / settings.name if settings is not None else None
+    folder = settings.experiment if settings is not None else None
     stopped = stopped_in_words(None if settings is None else settings.time_budget_s)
     # A new experiment is resumable once Tune has saved a trial; a resumed one was resumable before this run.
-    if folder is not None and (tune.Tuner.can_restore(folder) if args.resume else saved_trial_count(folder) > 0):
+    if folder is not None and (tune.Tuner.can_restore(folder.path, storage_filesystem=folder.ray_filesystem)
+                               if args.resume else saved_trial_count(folder) > 0):
         command = resume_command(parser, args, name=settings.name, storage_path=settings.storage_path)
         counts = f" with {err.unfinished} of {err.total} trials unfinished" if isinstance(err, SearchInterrupted) else ""
         return f"{stopped}{counts}; the experiment is saved in {str(folder)!r}; continue it with: {command}"
     if folder is not None and not args.resume and folder.exists():
         # Only this run wrote there (a new experiment needs an empty folder), and Tune saved no trial:
         # without the folder the same command starts afresh, where --resume would be refused.
-        shutil.rmtree(folder, ignore_errors=True)
+        _delete_quietly(folder)
     return f"{stopped} before any trial started; nothing was saved"
 
 
-def _create_folder(folder: Path, *, flag_value: str) -> None:
-    """Create the storage folder and write a file there, before Ray starts: some folders refuse only then (/proc)."""
+def _create_folder(folder: Storage, *, flag_value: str) -> None:
+    """Create the storage folder and write a file there, before Ray starts: some folders refuse only then (/proc),
+    and a bucket's credentials may allow reading only."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir()
     except OSError as err:
-        raise InputError(f"--storage-path {flag_value!r} cannot be created: {err.strerror or err}") from None
+        raise InputError(f"--storage-path {flag_value!r} cannot be created: {_reason(err)}") from None
     try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
+        folder.check_writable()
     except OSError as err:
-        raise InputError(f"--storage-path {flag_value!r} is not writable: {err.strerror or err}") from None
+        raise InputError(f"--storage-path {flag_value!r} is not writable: {_reason(err)}") from None
+
+
+def _reason(err: OSError) -> str:
+    """An OSError in a few words: its strerror (local), else the first line of pyarrow's message (a bucket's)."""
+    return err.strerror or first_line(err)
+
+
+def _delete_quietly(folder: Storage) -> None:
+    try:
+        folder.delete()
+    except OSError:
+        pass
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ import os
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 from search.connect import check_address
 from search.data_record import image_sizes, load_experiment_data
@@ -41,6 +40,7 @@ from trainables import (
 )
 from trainables.config import check_value
 from trainables.splits import fold_indices
+from trainables.storage import Storage, check_reachable, first_line, is_remote, local_path, locate
 
 NAME_MAX = 255  # bytes in one folder name on Linux and macOS file systems
 # Config keys set by a flag: a bad value is reported against the flag, not the key.
@@ -112,13 +112,13 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         raise InputError(f"--name must be a plain folder name; got {name!r}")
     if len(name.encode()) > NAME_MAX:
         raise InputError(f"--name is {len(name)} characters long; a folder name holds at most {NAME_MAX} bytes")
-    storage_path = _writable_folder(storage_folder(args.storage_path), flag_value=args.storage_path)
-    folder = storage_path / name
+    storage_path = _checked_storage(storage_folder(args.storage_path), flag_value=args.storage_path)
+    folder = locate(storage_path) / name
     if args.retry_errored and not args.resume:
         raise InputError("--retry-errored goes with --resume")
     if args.resume and not args.name:
         raise InputError("--resume needs the --name of the experiment to continue")
-    if not args.resume and folder.exists() and any(folder.iterdir()):
+    if not args.resume and folder.names():
         raise InputError(f"experiment {str(folder)!r} already exists; pass --resume to continue it or choose another --name")
     if args.resume and (fixed.get("folds") == AUTO or args.seeds is None):  # continue as it was started
         recorded = _recorded_settings(folder).get("fixed") or {}
@@ -151,11 +151,16 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         tensorboard=args.tensorboard,
         optuna_storage=args.storage,
         study_name=args.study_name,
+        mlflow_uri=args.mlflow,
         **asha_options,
     )
     if args.resume:
         _check_same_experiment(settings, data_options(args, space))
     check_address(args.address)
+    if args.mlflow is not None:  # a tracking server that does not answer: before any trial starts
+        from search.tracking import check_tracking_uri  # imports mlflow (1.6 s): only with --mlflow
+
+        check_tracking_uri(args.mlflow)
     if args.address is None:
         check_local_resources(cpus_per_trial=args.cpus_per_trial, gpus_per_trial=largest_gpu_request(gpus),
                               cpus=local_cpus(), gpus=local_gpus())
@@ -179,7 +184,7 @@ def _check_optuna_storage(args: argparse.Namespace) -> None:
             raise InputError(f"--storage {args.storage!r}: folder {str(folder)!r} does not exist")
 
 
-def _recorded_settings(folder: Path) -> dict[str, Any]:
+def _recorded_settings(folder: Storage) -> dict[str, Any]:
     """search.json of the experiment in ``folder``; InputError when there is none to resume."""
     from search.results import SETTINGS_FILE
 
@@ -190,9 +195,9 @@ def _recorded_settings(folder: Path) -> dict[str, Any]:
 
 def _check_same_experiment(settings: SearchSettings, data: dict[str, Any]) -> None:
     """Refuse to resume an experiment with another space, search or data than it was started with."""
-    recorded = _recorded_settings(settings.storage_path / settings.name)
+    recorded = _recorded_settings(settings.experiment)
     current = json.loads(json.dumps(settings.describe(data), default=str))
-    for key in ("space", "scheduler", "asha", "search", "num_samples", "fixed", "data"):
+    for key in ("space", "scheduler", "asha", "search", "num_samples", "fixed", "data", "mlflow"):
         if recorded.get(key) != current.get(key):
             raise InputError(f"cannot resume {settings.name!r} with a different {key}: it was started with "
                              f"{json.dumps(recorded.get(key))}, now {json.dumps(current.get(key))}")
@@ -297,15 +302,35 @@ def _check_positive(flag: str, value: float, *, allow_zero: bool) -> None:
         raise InputError(f"{flag} must be {'>= 0' if allow_zero else '> 0'}; got {value}")
 
 
-def storage_folder(value: str) -> Path:
-    """``--storage-path`` as an absolute local folder: a path or a ``file://`` URI; other URIs are refused."""
-    if "://" in value:
-        uri = urlparse(value)
-        if uri.scheme != "file" or uri.netloc not in ("", "localhost"):
-            raise InputError(f"--storage-path {value!r}: URIs other than file:// are not supported; mount the "
-                             "bucket (e.g. with s3fs or gcsfuse) and pass the mount's path")
-        value = unquote(uri.path)
-    return Path(value).expanduser().resolve()
+def storage_folder(value: str) -> Path | str:
+    """``--storage-path``: an absolute local folder (a path or a ``file://`` URI), or a URI that pyarrow reads
+    (``s3://bucket/path``, ``gs://...``, its query included), kept as given (trainables.storage).
+
+    InputError naming the value and pyarrow's reason when it makes no filesystem of it (an unknown scheme).
+    """
+    if not is_remote(value):
+        try:
+            return local_path(value)
+        except ValueError as err:
+            raise InputError(f"--storage-path {value!r}: {err}") from None
+    try:
+        storage = locate(value)
+    except (ValueError, OSError) as err:
+        raise InputError(f"--storage-path {value!r}: {first_line(err)}") from None
+    if not storage.path:
+        raise InputError(f"--storage-path {value!r} names no bucket; e.g. s3://my-bucket/results")
+    return value
+
+
+def _checked_storage(folder: Path | str, *, flag_value: str) -> Path | str:
+    """``folder`` checked without writing (a dry run writes nothing): a local one for writing, a bucket for reading."""
+    if isinstance(folder, Path):
+        return _writable_folder(folder, flag_value=flag_value)
+    try:
+        check_reachable(locate(folder))
+    except OSError as err:
+        raise InputError(f"--storage-path {flag_value!r} cannot be reached: {first_line(err)}") from None
+    return folder
 
 
 def _writable_folder(folder: Path, *, flag_value: str) -> Path:

@@ -21,6 +21,7 @@ from search.retention import WeightRetention, recreate_named_folders
 from search.spaces import Distribution, Space
 from trainables import CheckpointPolicy, Dataset, asha_rungs, train_fn
 from trainables.ray_compat import forget_metric_windows
+from trainables.storage import Storage, locate
 
 # What ASHA and Optuna compare: the objective with its ties broken as the final
 # ranking breaks them. On recall, many trials tie (at 1.0, or at the guard's
@@ -36,7 +37,7 @@ class SearchSettings:
 
     space: Space
     name: str
-    storage_path: Path
+    storage_path: Path | str  # a local folder, or a URI pyarrow reads (s3://bucket/path): trainables.storage
     scheduler: str = "grid"
     search: str = "grid"
     num_samples: int = 1  # Optuna trials; grid search runs every combination once
@@ -60,10 +61,21 @@ class SearchSettings:
     tensorboard: bool = False  # Tune's TensorBoard event files per trial (CSV and JSON are always written)
     optuna_storage: str | None = None  # an Optuna storage URL (sqlite:///study.db) that keeps the study
     study_name: str | None = None  # the study's name in that storage; default: the experiment's name
+    mlflow_uri: str | None = None  # --mlflow: every trial a run of the MLflow experiment `name` (search.tracking)
 
     @property
     def max_epochs(self) -> int:
         return self.fixed.get("max_epochs", self.space.max_epochs)
+
+    @property
+    def storage(self) -> Storage:
+        """``storage_path`` as a filesystem and a path on it (resolved once per process)."""
+        return locate(self.storage_path)
+
+    @property
+    def experiment(self) -> Storage:
+        """The experiment's folder: ``storage_path / name``, on its filesystem."""
+        return self.storage / self.name
 
     def describe(self, data: dict[str, Any]) -> dict[str, Any]:
         """A JSON-ready record of the experiment's settings and its data options."""
@@ -82,6 +94,7 @@ class SearchSettings:
             "cpus_per_trial": self.cpus_per_trial,
             "gpus_per_trial": self.gpus_per_trial,
             "data": data,
+            "mlflow": self.mlflow_uri,
         }
 
 
@@ -113,6 +126,15 @@ STOP_EPOCHS: dict[str, Callable[[SearchSettings], frozenset[int]]] = {
     "grid": lambda settings: frozenset(),
     "asha": lambda settings: asha_rungs(settings.grace_period, settings.reduction_factor, settings.max_epochs),
 }
+def _tracking(settings: SearchSettings) -> list:
+    """The ``--mlflow`` callbacks; search.tracking is imported only then, since it imports mlflow (1.6 s)."""
+    if settings.mlflow_uri is None:
+        return []
+    from search.tracking import tracking_callbacks
+
+    return tracking_callbacks(settings.mlflow_uri, experiment=settings.name)
+
+
 SEARCHERS: dict[str, Callable[[SearchSettings], Any] | None] = {"grid": None, "optuna": optuna}
 
 
@@ -203,9 +225,11 @@ def restore_tuner(settings: SearchSettings, *, retry_errored: bool, **inputs: An
     _no_automatic_loggers()  # the restored RunConfig carries the loggers it was started with
     _lean_checkpoint_records()
     quiet_tune_output(settings)
-    recreate_named_folders(str(settings.storage_path / settings.name))
+    experiment = settings.experiment
+    recreate_named_folders(experiment.path, filesystem=experiment.ray_filesystem)
     return tune.Tuner.restore(
-        str(settings.storage_path / settings.name),
+        experiment.path,
+        storage_filesystem=experiment.ray_filesystem,
         trainable=make_trainable(settings, **inputs),
         resume_unfinished=True,
         resume_errored=retry_errored,  # from the errored trial's last checkpoint
@@ -239,7 +263,8 @@ def build_tuner(settings: SearchSettings, *, datasets: dict[int, Dataset], image
     )
     run_config = tune.RunConfig(
         name=settings.name,
-        storage_path=str(settings.storage_path),
+        storage_path=settings.storage.path,  # a local folder as before; on a bucket, the path on its filesystem
+        storage_filesystem=settings.storage.ray_filesystem,
         # Only a trial's latest checkpoint is needed (it holds the kept weights as well), but
         # with num_to_keep Tune snapshots the whole experiment whenever a trial has written
         # that many since the last snapshot: per trial, a cost that grows with the number of
@@ -251,7 +276,7 @@ def build_tuner(settings: SearchSettings, *, datasets: dict[int, Dataset], image
         # A trial keeps only its latest checkpoint; finished ones no resume state, and only
         # the weights the analysis can need.
         callbacks=[*logger_callbacks(settings), WeightRetention(mode=settings.mode, keep_best=settings.keep_weights),
-                   ForgetFinishedWindows(), *callbacks],
+                   ForgetFinishedWindows(), *_tracking(settings), *callbacks],
         # 0: no status table per update and no block per started trial (30,837 lines in
         # five minutes of the full grid on a GPU); search.progress prints a line instead.
         verbose=1 if settings.verbose else 0,

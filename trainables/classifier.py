@@ -32,6 +32,7 @@ from trainables.images import resize_images
 from trainables.models import create_model, get_spec
 from trainables.operating import OperatingPoint
 from trainables.folds import kept_weights
+from trainables.storage import Storage, local_folder, user_folder
 
 BEST_FILE = "best.json"  # what a finished search delivers, in the experiment folder (search.deliverable writes it)
 CARD_FILE = "model.json"  # an exported model's card
@@ -160,19 +161,23 @@ class Classifier:
 
     @classmethod
     def load(cls, path: str | Path, *, device: torch.device | str = "cpu") -> "Classifier":
-        """The model in an exported folder (``model.json``) or the one an experiment delivered (``best.json``)."""
-        folder = Path(path).expanduser()
+        """The model in an exported folder (``model.json``) or the one an experiment delivered (``best.json``).
+
+        Either may be on a bucket (``s3://bucket/results/<name>``, trainables.storage): its files are read from there.
+        """
+        folder = user_folder(path)
         if (folder / CARD_FILE).is_file():
-            return cls._load_exported(folder, device)
+            with local_folder(folder) as local:
+                return cls._load_exported(local, device)
         if (folder / BEST_FILE).is_file():
             return cls.from_experiment(folder, device=device)
         raise InputError(f"{str(folder)!r} is neither an exported model (no {CARD_FILE}) nor a finished experiment "
                          f"(no {BEST_FILE})")
 
     @classmethod
-    def from_experiment(cls, folder: str | Path, *, device: torch.device | str = "cpu") -> "Classifier":
-        """The deliverable ``best.json`` names, its checkpoints found relative to the experiment folder."""
-        folder = Path(folder).expanduser()
+    def from_experiment(cls, folder: str | Path | Storage, *, device: torch.device | str = "cpu") -> "Classifier":
+        """The deliverable ``best.json`` names, its checkpoints found relative to the experiment folder (or bucket)."""
+        folder = folder if isinstance(folder, Storage) else user_folder(folder)
         best = json.loads((folder / BEST_FILE).read_text())
         deliverable = best.get("deliverable")
         if not deliverable or "operating_point" not in best:
@@ -182,7 +187,8 @@ class Classifier:
         for member in deliverable["members"]:
             checkpoint = folder / member["checkpoint"]
             try:
-                kept.append(load_kept(checkpoint))
+                with local_folder(checkpoint) as local:  # a bucket's checkpoint folder downloaded, a local one read in place
+                    kept.append(load_kept(local))
             except FileNotFoundError:
                 raise InputError(f"the delivered checkpoint {str(checkpoint)!r} is missing") from None
         return cls.from_kept(kept, OperatingPoint.from_json(best["operating_point"]), device=device,

@@ -166,3 +166,12 @@ def training_result(checkpoint: Any, metrics: dict[str, Any]) -> Any:
     from ray.train._internal.session import _TrainingResult
 
     return _TrainingResult(checkpoint, metrics=metrics)
+
+
+def mlflow_trial_runs(callback: Any) -> dict[Any, str]:
+    """The MLflow run id of each trial that Ray's ``MLflowLoggerCallback`` logs (``_trial_runs``), to add to it.
+
+    search.tracking puts a resumed trial's earlier run there, and logs a result as one batch into it.
+    Public replacement: none (the callback creates a run per trial start, and one request per metric).
+    """
+    return callback._trial_runs
