@@ -8,16 +8,21 @@ on Linux listens on every interface. A local run here starts its own Ray
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import os
 import socket
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from trainables import InputError
 from trainables.ray_compat import loopback_node, quiet_token_auth_warning
 
 LOOPBACK = "127.0.0.1"
+# ray.init to a cluster takes seconds; a cluster that has not taken the driver in a minute will not.
+CONNECT_TIMEOUT_S = 60.0
 # Ray swaps 127.0.0.1 for the machine's outward address unless it believes that it runs single-node
 # (trainables.ray_compat.loopback_node). With 127.0.0.1 kept as the node address, the GCS, raylet,
 # workers and agents listen on 127.0.0.1 only (measured: tests/search/test_connect.py).
@@ -53,8 +58,35 @@ def limit_malloc_arenas(arenas: int = DRIVER_MALLOC_ARENAS) -> bool:
     return mallopt is not None and mallopt(_M_ARENA_MAX, arenas) == 1
 
 
-def init_ray(address: str | None, *, verbose: bool = False) -> None:
-    """Connect to the cluster at ``address``, or start a local Ray that is this run's alone."""
+def init_ray(address: str | None, *, verbose: bool = False, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Connect to the cluster at ``address`` (giving up after ``timeout_s``), or start a local Ray of this run's own."""
+    with _give_up_after(timeout_s, address) if address else contextlib.nullcontext():
+        _init_ray(address, verbose=verbose)
+
+
+@contextlib.contextmanager
+def _give_up_after(seconds: float, address: str) -> Iterator[None]:
+    """End the process with one line and exit status 2 if the block has not returned within ``seconds``.
+
+    ray.init waits for a cluster inside Ray's C++ client, where no Python exception can reach it
+    (and one raised there left a half-built core worker that crashed at exit): a timer thread ends the
+    process instead. Nothing is saved before Ray has started, so there is nothing to clean up.
+    """
+    def give_up() -> None:
+        os.write(2, f"python -m search.run: error: the Ray cluster at {address!r} did not take this driver within "
+                    f"{seconds:g} s (--connect-timeout); nothing was saved\n".encode())
+        os._exit(2)
+
+    timer = threading.Timer(seconds, give_up)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+def _init_ray(address: str | None, *, verbose: bool) -> None:
     import ray
     from ray.exceptions import AuthenticationError
 

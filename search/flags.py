@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from search.cli import OneLineParser
+from search.connect import CONNECT_TIMEOUT_S
 from search.comparison import TIE_RULES
 from search.progress import DEFAULT_INTERVAL_S
 from search.spaces import list_spaces
@@ -105,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "credentials from AWS_* or GOOGLE_APPLICATION_CREDENTIALS)")
     p.add_argument("--name", default=None, help="experiment name (default: <space>-<scheduler>-<search>-<time>)")
     p.add_argument("--address", default=None, help="address of a running Ray cluster (default: start a local Ray)")
+    p.add_argument("--connect-timeout", type=_duration_flag, default=CONNECT_TIMEOUT_S, metavar="DURATION",
+                   help="with --address, how long to wait for the cluster to take the driver, e.g. 60s or 5m")
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
     p.add_argument("--gpus-per-trial", default="0", metavar="SHARE",
                    help="GPU share of each trial (fractions share a GPU), or auto: each architecture's share from its "

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from search.connect import init_ray, limit_malloc_arenas
+from search.connect import CONNECT_TIMEOUT_S, init_ray, limit_malloc_arenas
 from search.data_record import DATA_FILE, check_same_data, data_record
 from search.files import read_json
 from search.interrupt import (
@@ -40,7 +40,7 @@ class TrialsFailed(Exception):
 
 def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_states: dict[str, dict],
         source_image_size: int | None, data_options: dict[str, Any], address: str | None = None,
-        resume: bool = False, retry_errored: bool = False, progress_interval_s: float = DEFAULT_INTERVAL_S,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S, resume: bool = False, retry_errored: bool = False, progress_interval_s: float = DEFAULT_INTERVAL_S,
         command: str | None = None) -> Path | Storage:
     """Run (or resume) the search; write ``trials.csv`` and ``best.json`` in the experiment folder and return it.
 
@@ -77,7 +77,7 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
     if not ray.is_initialized():
         limit_malloc_arenas()  # before Ray's threads start
         with hold_sigint():  # a Ctrl-C while Ray starts takes effect once it has started
-            init_ray(address, verbose=settings.verbose)
+            init_ray(address, verbose=settings.verbose, timeout_s=connect_timeout_s)
         sigterm_as_sigint()  # back from Ray's core worker, which took SIGTERM to abort with a stack dump
         _check_started_ray_fits(settings, address)
     inputs = {"datasets": datasets, "imagenet_states": imagenet_states, "source_image_size": source_image_size}

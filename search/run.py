@@ -89,7 +89,8 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace, *, command:
             print(describe_shares(decided.space.dimensions, decided.fixed, gpu_mib=settings.gpu_memory_mib,
                                   source_image_size=source_size))
         run(decided, datasets=datasets, imagenet_states=states, source_image_size=source_size,
-            data_options=data_options(args, settings.space), address=args.address, resume=args.resume,
+            data_options=data_options(args, settings.space), address=args.address,
+            connect_timeout_s=args.connect_timeout, resume=args.resume,
             retry_errored=args.retry_errored, progress_interval_s=args.progress_interval, command=command)
         raise_if_interrupted()  # whatever caught the KeyboardInterrupt, a Ctrl-C never ends in status 0
     except InputError as err:

@@ -78,13 +78,7 @@ def test_a_run_stuck_connecting_stops_on_the_second_ctrl_c(other_head, tmp_path)
     """A gRPC port of the cluster that is not its GCS (here a raylet's) passes the address check, and ray.init
     retries inside Ray's C++ client: the first Ctrl-C is held until Ray returns (a KeyboardInterrupt there
     used to crash the process), the second stops the command at once, saying that nothing was saved."""
-    env, _, head = other_head
-    (raylet,) = [pid for pid in descendants(head.pid) if command_name(pid) == "raylet"]
-    port = min(port for _, port in listening({raylet}))
-    command = [sys.executable, "-m", "search.run", "--space", "smoke", "--image-size", "16", "--max-epochs", "1",
-               "--storage-path", str(tmp_path), "--address", f"127.0.0.1:{port}"]
-    driver = subprocess.Popen(command, env={**env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    driver, _ = _connect_to_a_raylet(other_head, tmp_path)
     try:
         assert driver.stdout.readline().startswith("PneumoniaMNIST subsample (embedded")  # Ray comes next
         time.sleep(2)  # inside ray.init, which retries for about 20 s before it gives up
@@ -102,3 +96,31 @@ def test_a_run_stuck_connecting_stops_on_the_second_ctrl_c(other_head, tmp_path)
     assert lines[-2:] == ["python -m search.run: stopping once Ray has started (Ctrl-C again to stop at once)",
                           "python -m search.run: interrupted before any trial started; nothing was saved"], lines
     assert waited < 10, f"the second Ctrl-C took {waited:.0f} s"
+
+
+def test_a_cluster_that_does_not_take_the_driver_is_given_up_after_the_connect_timeout(other_head, tmp_path):
+    driver, port = _connect_to_a_raylet(other_head, tmp_path, "--connect-timeout", "3s")
+    try:
+        assert driver.stdout.readline().startswith("PneumoniaMNIST subsample (embedded")  # Ray comes next
+        started = time.monotonic()
+        _, stderr = driver.communicate(timeout=60)
+        waited = time.monotonic() - started
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    assert driver.returncode == 2, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1] == (
+        f"python -m search.run: error: the Ray cluster at '127.0.0.1:{port}' did not take this driver within 3 s "
+        "(--connect-timeout); nothing was saved")
+    assert waited < 15, f"gave up after {waited:.0f} s"  # Ray's own retries last about 20 s
+
+
+def _connect_to_a_raylet(other_head, tmp_path, *flags: str) -> tuple[subprocess.Popen, int]:
+    """The smoke space from the command line, pointed at a raylet's gRPC port of ``other_head`` instead of its GCS."""
+    env, _, head = other_head
+    (raylet,) = [pid for pid in descendants(head.pid) if command_name(pid) == "raylet"]
+    port = min(port for _, port in listening({raylet}))
+    command = [sys.executable, "-m", "search.run", "--space", "smoke", "--image-size", "16", "--max-epochs", "1",
+               "--storage-path", str(tmp_path), "--address", f"127.0.0.1:{port}", *flags]
+    return subprocess.Popen(command, env={**env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True), port
