@@ -74,7 +74,8 @@ def _epochs_checkpointed(experiment: Storage) -> int:
     return found
 
 
-def test_a_search_on_a_bucket_is_stopped_resumed_reported_and_its_model_loaded_from_there(s3, tmp_path):
+def test_a_search_on_a_bucket_is_stopped_resumed_reported_and_its_model_loaded_from_there(s3, ray_session, tmp_path,
+                                                                                          monkeypatch, capsys):
     storage = _uri(s3, "results")
     experiment = locate(_uri(s3, "results/exp"))
     command = [sys.executable, "-m", "search.run", "--space", "smoke", "--image-size", "16", "--max-epochs", "2",
@@ -101,8 +102,13 @@ def test_a_search_on_a_bucket_is_stopped_resumed_reported_and_its_model_loaded_f
     assert resume[resume.index("--storage-path") + 1] == storage  # the URI as given, not made a local path
     assert resume[-1] == "--resume"
 
-    resumed = subprocess.run(resume, capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    # The resume and the report run in this process (the session's Ray): each command's start costs seconds.
+    from analysis.report import main as report_main
+    from search.run import main
+
+    monkeypatch.chdir(tmp_path)
+    assert resume[:3] == [sys.executable, "-m", "search.run"]
+    assert main(resume[3:]) == 0, capsys.readouterr().err[-3000:]
     with local_folder(experiment) as local:  # what the bucket holds, downloaded to look at
         trials = pd.read_csv(local / "trials.csv")
         best = json.loads((local / "best.json").read_text())
@@ -112,10 +118,9 @@ def test_a_search_on_a_bucket_is_stopped_resumed_reported_and_its_model_loaded_f
     assert len(checkpoints) == 4 and not any((c / "resume.pt").exists() for c in checkpoints)  # retention ran there
     assert best["config"]["architecture"] in {"cnn", "cnn_bn"}
 
-    report = subprocess.run([sys.executable, "-m", "analysis.report", str(experiment), "--bootstrap", "50"],
-                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert report.returncode == 0, report.stderr[-3000:]
-    assert report.stdout.startswith(f"report written to {tmp_path / 'report-exp' / 'report.md'}")
+    capsys.readouterr()
+    assert report_main([str(experiment), "--bootstrap", "50"]) == 0
+    assert capsys.readouterr().out.startswith(f"report written to {tmp_path / 'report-exp' / 'report.md'}")
     markdown = (tmp_path / "report-exp" / "report.md").read_text()
     assert markdown.startswith("# Search report: exp") and "What could not be shown" not in markdown
 
