@@ -74,7 +74,11 @@ def test_a_killed_worker_is_retried_and_a_sigkilled_driver_resumes_without_rerun
     assert done_before and len(done_before) < 4  # killed mid-experiment
     # The trial whose worker died was restored from a checkpoint and continued, not restarted.
     assert any(r["iterations_since_restore"] < r["training_iteration"] for r in before[killed]), before[killed]
-    assert [r["epoch"] for r in before[killed]] == list(range(1, len(before[killed]) + 1))
+    # Rising epochs, none twice. result.json may hold only the rows since the restore (seen once in CI:
+    # [4, ..., 8]), as the restored trial's record reached the storage; every row is in the checkpoints'
+    # history, which load_epochs reads below.
+    epochs = [r["epoch"] for r in before[killed]]
+    assert epochs == sorted(set(epochs)) and epochs[-1] == len(before[killed]) + epochs[0] - 1, epochs
 
     resumed = subprocess.run(COMMAND + storage + ["--resume"], capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
