@@ -40,8 +40,8 @@ class TrialsFailed(Exception):
 
 def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_states: dict[str, dict],
         source_image_size: int | None, data_options: dict[str, Any], address: str | None = None,
-        connect_timeout_s: float = CONNECT_TIMEOUT_S, resume: bool = False, retry_errored: bool = False, progress_interval_s: float = DEFAULT_INTERVAL_S,
-        command: str | None = None) -> Path | Storage:
+        connect_timeout_s: float = CONNECT_TIMEOUT_S, resume: bool = False, retry_errored: bool = False,
+        progress_interval_s: float = DEFAULT_INTERVAL_S, command: str | None = None) -> Path | Storage:
     """Run (or resume) the search; write ``trials.csv`` and ``best.json`` in the experiment folder and return it.
 
     The folder is a local ``Path``, or a :class:`~trainables.storage.Storage` on a bucket (``--storage-path s3://...``).
@@ -69,7 +69,6 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
         write_csv_atomically,
         write_json_atomically,
     )
-    from search.tracking import log_chosen
     from search.tuner import build_tuner, restore_tuner
     from trainables.classifier import BEST_FILE
 
@@ -142,6 +141,8 @@ def run(settings: SearchSettings, *, datasets: dict[int, Dataset], imagenet_stat
         write_json_atomically(record, folder / BEST_FILE)
         print("\n" + "\n".join(delivery_lines(best, folder / BEST_FILE)))
         if settings.mlflow_uri is not None:
+            from search.tracking import log_chosen  # imports mlflow (1.6 s): only with --mlflow
+
             log_chosen(settings.mlflow_uri, experiment=settings.name, best=record, best_file=folder / BEST_FILE)
     return Path(folder.path) if folder.local else folder
 
