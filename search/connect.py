@@ -13,10 +13,10 @@ import ipaddress
 import logging
 import os
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from search.interrupt import calling_after
 from trainables import InputError
 from trainables.ray_compat import loopback_node, quiet_token_auth_warning
 
@@ -77,13 +77,8 @@ def _give_up_after(seconds: float, address: str) -> Iterator[None]:
                     f"{seconds:g} s (--connect-timeout); nothing was saved\n".encode())
         os._exit(2)
 
-    timer = threading.Timer(seconds, give_up)
-    timer.daemon = True
-    timer.start()
-    try:
+    with calling_after(seconds, give_up):
         yield
-    finally:
-        timer.cancel()
 
 
 def _init_ray(address: str | None, *, verbose: bool) -> None:

@@ -23,7 +23,7 @@ import shlex
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -103,7 +103,14 @@ def time_budget(seconds: float | None) -> Iterator[None]:
         _Sigints.out_of_time = True
         os.kill(os.getpid(), signal.SIGINT)
 
-    timer = threading.Timer(seconds, out_of_time)
+    with calling_after(seconds, out_of_time):
+        yield
+
+
+@contextmanager
+def calling_after(seconds: float, action: Callable[[], None]) -> Iterator[None]:
+    """Within the block, ``action`` called from a timer thread once ``seconds`` have passed."""
+    timer = threading.Timer(seconds, action)
     timer.daemon = True
     timer.start()
     try:
