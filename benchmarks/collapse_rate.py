@@ -45,6 +45,7 @@ from trainables import (
     ImbalanceSetup,
     TrialConfig,
     classification_metrics,
+    get_spec,
     list_strategies,
     load_datasets,
     register_strategy,
@@ -113,7 +114,7 @@ def main() -> None:
                                          "augment": augment, "seed": seed, "batch_size": 32, **recipe,
                                          "patience": args.patience, "max_epochs": args.max_epochs})
             rows = []
-            (run,) = run_trial(cfg, dataset, report=lambda metrics, state: rows.append(metrics))
+            (run,) = run_trial(cfg, dataset, spec=get_spec(cfg.architecture), report=lambda metrics, state: rows.append(metrics))
             test = score_split(run.model, cfg, dataset.test)
             kept.append({**run.stopper.best_metrics, "epoch": run.stopper.best_epoch,
                          "earliest": stopped_at_earliest(len(rows), stopped_early=rows[-1]["stopped_early"],

@@ -49,7 +49,7 @@ def checkpoint_mib(architecture: str) -> tuple[float, float]:
     cfg = TrialConfig.from_dict({"architecture": architecture, "pretrained": False, "max_epochs": 2,
                                  "patience": 5, "batch_size": 2})
     states = []
-    run_trial(cfg, tiny(size), report=lambda metrics, state: states.append(state))
+    run_trial(cfg, tiny(size), spec=get_spec(cfg.architecture), report=lambda metrics, state: states.append(state))
     with tempfile.TemporaryDirectory() as folder:
         save_checkpoint(folder, **states[0])  # after epoch 1 of 2: both files
         return ((Path(folder) / KEPT_FILE).stat().st_size / MIB, (Path(folder) / RESUME_FILE).stat().st_size / MIB)

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from selection_holdout import SPLITS, with_iid_splits
-from trainables import TrialConfig, kept_model_from, load_datasets, run_trial
+from trainables import TrialConfig, get_spec, kept_model_from, load_datasets, run_trial
 from trainables.metrics import roc_auc
 from trainables.operating import set_operating_point
 
@@ -117,7 +117,7 @@ def one_draw(args: argparse.Namespace, draw: int, tmp: Path) -> dict[str, float]
             delivered["kept"] = state["kept"]
 
     started = time.perf_counter()
-    runs = run_trial(cfg, dataset, report=report)
+    runs = run_trial(cfg, dataset, spec=get_spec(cfg.architecture), report=report)
     seconds = time.perf_counter() - started
     kept = kept_model_from(delivered["kept"], device=torch.device("cpu"))
     calibration, oof, new = kept.validation_scores(dataset.val), kept.out_of_fold, kept.scores(judge.test)

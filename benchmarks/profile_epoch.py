@@ -24,7 +24,7 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from trainables import TrialConfig, load_datasets, run_trial, save_checkpoint
+from trainables import TrialConfig, get_spec, load_datasets, run_trial, save_checkpoint
 
 # (file suffix, function name) of each stage, as cProfile names them.
 STAGES = {
@@ -58,7 +58,7 @@ def main() -> None:
     def report(metrics, state):
         save_checkpoint(folder, **state)
 
-    run_trial(cfg, dataset, report=report)  # warm-up: allocator, kernels, imports
+    run_trial(cfg, dataset, spec=get_spec(cfg.architecture), report=report)  # warm-up: allocator, kernels, imports
 
     profiler = cProfile.Profile()
     start = time.perf_counter()
@@ -74,7 +74,7 @@ def main() -> None:
         print(f"profile {stage} {seconds[stage] / total:.3f}  ({seconds[stage]:.3f} s)")
 
     with profile(activities=[ProfilerActivity.CPU]) as ops:
-        run_trial(cfg, dataset, report=report)
+        run_trial(cfg, dataset, spec=get_spec(cfg.architecture), report=report)
     print(ops.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
 
 

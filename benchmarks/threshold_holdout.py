@@ -34,8 +34,9 @@ import numpy as np
 import torch
 
 from selection_holdout import with_iid_splits
-from trainables import TrialConfig, load_datasets, run_trial, score_split
-from trainables.metrics import operating_point, roc_auc
+from trainables import TrialConfig, get_spec, load_datasets, run_trial, score_split
+from trainables.metrics import roc_auc
+from trainables.operating import operating_point
 
 
 def plain_threshold(y_true: np.ndarray, y_score: np.ndarray, target_recall: float) -> float:
@@ -83,7 +84,7 @@ def main() -> None:
     cfg = TrialConfig.from_dict({"architecture": args.architecture, "strategy": args.strategy, "lr": 1e-3,
                                  "augment": True, "seed": args.seed, "max_epochs": args.max_epochs})
     started = time.perf_counter()
-    (trained,) = run_trial(cfg, dataset, report=lambda metrics, state: None)
+    (trained,) = run_trial(cfg, dataset, spec=get_spec(cfg.architecture), report=lambda metrics, state: None)
     val, test = score_split(trained.model, cfg, dataset.val), score_split(trained.model, cfg, dataset.test)
     print(f"{cfg.architecture}/{cfg.strategy}, kept epoch {trained.stopper.best_epoch}, trained in "
           f"{time.perf_counter() - started:.0f} s; validation AUC {roc_auc(val.y_true, val.y_score):.3f}, "

@@ -28,7 +28,6 @@ from trainables import (
     Dataset,
     Split,
     TrialConfig,
-    create_model,
     load_datasets,
     placement,
     run_trial,
@@ -53,7 +52,7 @@ def ours(cfg: TrialConfig, dataset: Dataset, device: torch.device) -> float:
         save_checkpoint(folder, **state)
 
     start = time.perf_counter()
-    run_trial(cfg, dataset, report=report, device=device)
+    run_trial(cfg, dataset, spec=get_spec(cfg.architecture), report=report, device=device)
     _synchronize(device)
     return time.perf_counter() - start
 
@@ -61,10 +60,10 @@ def ours(cfg: TrialConfig, dataset: Dataset, device: torch.device) -> float:
 def bare(cfg: TrialConfig, dataset: Dataset, device: torch.device) -> float:
     """Seconds for the same passes on preallocated tensors on ``device``: the arithmetic alone."""
     torch.manual_seed(0)
-    where = placement(cfg.architecture, dataset.image_size, device)
     spec = get_spec(cfg.architecture)
-    model = create_model(cfg.architecture, in_channels=dataset.channels, image_size=dataset.image_size,
-                         device=device).to(memory_format=where.memory_format)
+    where = placement(spec, dataset.image_size, device)
+    model = spec.build(in_channels=dataset.channels, image_size=dataset.image_size,
+                       device=device).to(memory_format=where.memory_format)
     channels = spec.in_channels(dataset.channels)
     size = dataset.image_size
     x = torch.rand(cfg.batch_size, channels, size, size, device=device).contiguous(memory_format=where.memory_format)
@@ -118,7 +117,7 @@ def main() -> None:
         warm = subset(dataset, 128, 64)
         ours(cfg, warm, device), bare(cfg, warm, device)  # warm-up (allocator, kernels), to stay within minutes
         ratios = [bare(cfg, dataset, device) / ours(cfg, dataset, device) for _ in range(args.repeats)]
-        recipe = placement(name, size, device).recipe
+        recipe = placement(get_spec(name), size, device).recipe
         print(f"trial_efficiency {name} {np.median(ratios):.2f}  (size {size}, {n_train} train images, {device}, "
               f"bf16 {recipe.bf16}, channels_last {recipe.channels_last}, median of {args.repeats})", flush=True)
 

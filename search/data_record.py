@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from trainables import DEFAULTS, Dataset, InputError, image_size_for, load_datasets, preferred_image_size
+from trainables import DEFAULTS, Dataset, InputError, get_spec, load_datasets, preferred_image_size
 from trainables.identity import first_difference
 
 DATA_FILE = "data.json"
@@ -32,7 +32,8 @@ def image_sizes(architectures: Iterable[str], data: dict[str, Any]) -> dict[tupl
     source_size = preferred_image_size(data.get("source"))
     requested = data.get("image_size")
     overrides = requested if isinstance(requested, list) else [requested]
-    return {(a, o): image_size_for(a, override=o, source_default=source_size) for a in architectures for o in overrides}
+    return {(a, o): get_spec(a).trial_image_size(override=o, source_default=source_size)
+            for a in architectures for o in overrides}
 
 
 def load_experiment_data(architectures: Iterable[str], data: dict[str, Any]) -> dict[int, Dataset]:

@@ -96,7 +96,7 @@ def describe_best(best: Best | None, *, guard_failed_below: float = -0.5) -> str
         return "best -"
     shown = ", ".join(str(v) for v in best.config.values())
     where = f" ({shown})" if shown else ""
-    if best.objective < guard_failed_below:  # guarded objectives sit in [-2, -1] (trainables.metrics)
+    if best.objective < guard_failed_below:  # guarded objectives sit in [-2, -1] (trainables.objective)
         return f"best: no trial passes the guard yet{where}"
     return f"best {best.objective:.4f}{where}"
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from ray.tune import PlacementGroupFactory
 
-from trainables import AUTO, DEFAULTS, InputError, get_spec, image_size_for
+from trainables import AUTO, DEFAULTS, InputError, get_spec
 from trainables.device import CUDA_CONTEXT_MIB
 
 SAFETY = 1.25  # peak measured over one epoch; fragmentation and evaluation batches come on top
@@ -31,7 +31,7 @@ def trial_gpu_mib(config: dict[str, Any], *, source_image_size: int | None) -> f
     spec = get_spec(architecture)
     if spec.gpu_memory is None:
         raise InputError(f"--gpus-per-trial auto: no GPU memory is recorded for {architecture!r}; give a share")
-    size = image_size_for(architecture, override=config.get("image_size"), source_default=source_image_size)
+    size = spec.trial_image_size(override=config.get("image_size"), source_default=source_image_size)
     recipe = spec.gpu_recipe(size)
     memory = spec.gpu_memory
     fixed = memory.peak_mib(batch_size=0, image_size=size)

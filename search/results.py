@@ -13,10 +13,10 @@ import pandas as pd
 from ray import tune
 
 from trainables import DEFAULTS, KEPT_FILE, TIE_BREAKERS, has_checkpoint_file
-from trainables.metrics import guard_acts, passes_guard
+from trainables.objective import guard_acts, passes_guard
 from trainables.storage import Storage, write_local_atomically
 
-OBJECTIVE = "objective"  # the guarded metric every trial reports (see trainables.metrics)
+OBJECTIVE = "objective"  # the guarded metric every trial reports (see trainables.objective)
 TRIALS_FILE = "trials.csv"
 SETTINGS_FILE = "search.json"  # how the experiment was run, so that analysis can rebuild its data
 KEPT_TIE_BREAKERS = tuple(f"kept_{k}" for k in TIE_BREAKERS)

@@ -34,15 +34,9 @@ from trainables.embedded import PNEUMONIA
 from trainables.errors import InputError
 from trainables.imbalance import ImbalanceSetup, create_strategy, list_strategies, register_strategy
 from trainables.kept import KeptModel, kept_model_from, load_kept_model
-from trainables.loader import BatchLoader
-from trainables.metrics import (
-    METRIC_MODES,
-    TIE_BREAKERS,
-    classification_metrics,
-    guarded_objective,
-    tiebroken_objective,
-    worst_objective,
-)
+from trainables.loader import EVAL_BATCH_SIZE, BatchLoader
+from trainables.metrics import classification_metrics
+from trainables.objective import METRIC_MODES, TIE_BREAKERS, guarded_objective, tiebroken_objective, worst_objective
 from trainables.models import (
     GpuMemory,
     GpuRecipe,
@@ -56,11 +50,12 @@ from trainables.models import (
     weights_path,
 )
 from trainables.optim import LR_SCHEDULES, OPTIMIZERS
-from trainables.folds import FoldRun, ensemble_name
-from trainables.loop import EVAL_BATCH_SIZE, score_split
+from trainables.folds import FoldRun
+from trainables.loop import score_split
 from trainables.scores import Scores, average_scores
 from trainables.stopping import EarlyStopping
-from trainables.train import image_size_for, run_trial
+from trainables.summary import ensemble_name
+from trainables.train import run_trial
 from trainables.trainable import train_fn
 
 __all__ = [
@@ -69,7 +64,7 @@ __all__ = [
     "RESUME_FILE", "RESUME_FORMAT", "TIE_BREAKERS", "asha_rungs", "augment_batch", "average_scores", "BatchLoader",
     "check_input_size", "CheckpointPolicy", "Classifier", "classification_metrics", "create_model", "create_strategy", "data_device",
     "delete_checkpoint_file", "Dataset", "ensemble_name", "EarlyStopping", "FoldRun", "get_spec", "GpuMemory", "GpuMemoryError",
-    "GpuRecipe", "guarded_objective", "has_checkpoint_file", "image_size_for", "ImbalanceSetup", "InputError",
+    "GpuRecipe", "guarded_objective", "has_checkpoint_file", "ImbalanceSetup", "InputError",
     "KeptModel", "kept_model_from", "list_models", "list_strategies", "load_datasets", "load_kept", "load_kept_model", "load_pretrained_state",
     "load_resume", "ModelSpec", "read_held_out", "placement", "preferred_image_size", "register_model", "register_strategy",
     "resize_images", "run_trial", "save_checkpoint", "score_split", "Scores", "Split", "tiebroken_objective",

@@ -149,6 +149,17 @@ def load_kept(folder: str | Path) -> dict[str, Any]:
     return torch.load(Path(folder) / KEPT_FILE, map_location="cpu", weights_only=True)
 
 
+def kept_weights(kept: dict[str, Any]) -> list[dict[str, torch.Tensor]]:
+    """The state dicts of a deliverable's models, one per fold (a single dict in checkpoints before folds)."""
+    weights = kept["weights"]
+    return weights if isinstance(weights, list) else [weights]
+
+
+def fold_metrics(kept: dict[str, Any]) -> list[dict[str, float]]:
+    """A deliverable's kept validation metrics, per fold."""
+    return kept.get("fold_metrics") or [kept["metrics"]]
+
+
 def read_held_out(fs: pyarrow.fs.FileSystem, folder: str) -> dict[str, Any] | None:
     """The ``held_out.pt`` of a checkpoint folder on any storage: ``units`` [(seed, fold)] and ``scores``
     [(y_true, y_score)], one per model; None where the folder has none (written before it was kept)."""

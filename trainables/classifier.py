@@ -25,13 +25,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainables.checkpoints import load_kept
+from trainables.checkpoints import kept_weights, load_kept
 from trainables.config import TrialConfig
 from trainables.errors import InputError
 from trainables.images import resize_images
 from trainables.models import create_model, get_spec
 from trainables.operating import OperatingPoint
-from trainables.folds import kept_weights
 from trainables.storage import Storage, local_folder, user_folder
 
 BEST_FILE = "best.json"  # what a finished search delivers, in the experiment folder (search.deliverable writes it)

@@ -8,7 +8,7 @@ from typing import Any
 
 from trainables.errors import InputError
 from trainables.imbalance import check_strategy
-from trainables.metrics import METRIC_MODES
+from trainables.objective import METRIC_MODES
 from trainables.models import get_spec
 from trainables.optim import LR_SCHEDULES, OPTIMIZERS
 
@@ -30,14 +30,14 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,  # seeds the model's initialisation, batch order and augmentation
     "pretrained": True,  # start ImageNet models from ImageNet weights
     "image_size": None,  # pixels; None = the data's size for this architecture
-    # What the search ranks by (trainables.metrics.METRIC_MODES): the delivered model's specificity at its
+    # What the search ranks by (trainables.objective.METRIC_MODES): the delivered model's specificity at its
     # operating threshold. Recall at a 0.5 cut (the study's val_recall) rewards models still biased towards
     # the positive class, and falls as a model trains, which breaks ASHA's assumption.
     "metric": "val_specificity_at_recall",
     "target_recall": 0.9,  # recall of the operating point: val_*_at_recall and the delivered threshold
     "min_balanced_accuracy": 0.6,  # degenerate-model guard on the metric; 0 disables it
     "folds": 1,  # 1: train on train, judge on val; k > 1: k stratified folds of train, val calibrates (Dataset.folds)
-    "seeds": 1,  # models per fold, seeded seed, seed + 1, ...: the objective is their mean (trainables.train.run_trial)
+    "seeds": 1,  # models per fold, seeded seed, seed + 1, ...: the objective is their mean (trainables.summary)
 }
 
 

@@ -9,12 +9,13 @@ take more than the card.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
 
-from trainables.models import GpuRecipe, get_spec
+from trainables.models import GpuRecipe, ModelSpec
 
 # Memory the CUDA context takes outside PyTorch's allocator, per process (measured on the H200: about 500 MiB).
 CUDA_CONTEXT_MIB = 500.0
@@ -52,8 +53,8 @@ def data_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def placement(architecture: str, image_size: int, device: torch.device | None = None) -> Placement:
-    """The device and recipe of one trial; on a GPU, also turns on TF32 and cuDNN's autotuner."""
+def placement(spec: ModelSpec, image_size: int, device: torch.device | None = None) -> Placement:
+    """The device and recipe of one trial of ``spec``; on a GPU, also turns on TF32 and cuDNN's autotuner."""
     device = device or data_device()
     if device.type != "cuda":
         return Placement(device, _CPU)
@@ -62,7 +63,7 @@ def placement(architecture: str, image_size: int, device: torch.device | None = 
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     torch.backends.cudnn.benchmark = True
-    recipe = get_spec(architecture).gpu_recipe(image_size)
+    recipe = spec.gpu_recipe(image_size)
     if recipe.bf16 and not torch.cuda.is_bf16_supported():
         recipe = GpuRecipe(bf16=False, channels_last=recipe.channels_last)
     return Placement(device, recipe)
@@ -76,6 +77,17 @@ def cap_gpu_memory(share: float, device: torch.device) -> float | None:
     fraction = max(share - CUDA_CONTEXT_MIB / total, 0.01)
     torch.cuda.set_per_process_memory_fraction(fraction, device)
     return fraction * total
+
+
+@contextmanager
+def out_of_memory_in_one_line(what: str, cap_mib: float | None) -> Iterator[None]:
+    """Turn torch's OutOfMemoryError into a :class:`GpuMemoryError` saying that ``what`` needs more than its share."""
+    try:
+        yield
+    except torch.OutOfMemoryError:
+        share = f"its share of the GPU ({cap_mib:.0f} MiB)" if cap_mib else "the GPU's memory"
+        raise GpuMemoryError(f"{what} needs more than {share}; raise --gpus-per-trial, "
+                             "or pass --gpus-per-trial auto") from None
 
 
 def reset_peak_memory(device: torch.device) -> None:

@@ -8,11 +8,18 @@ Python: the loader costs a few tensor ops per batch.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 
+import numpy as np
 import torch
 
 from trainables.augmentation import augment_batch, draw_augmentations
+from trainables.device import Placement
+from trainables.models import ModelSpec
+from trainables.splits import Split
+
+EVAL_BATCH_SIZE = 256  # images per forward pass when evaluating; no effect on results
 
 
 class BatchLoader:
@@ -119,3 +126,38 @@ class BatchLoader:
         if self._mean is not None:
             x = (x - self._mean) / self._std
         return x.contiguous(memory_format=self.memory_format)
+
+
+def model_loader(split: Split, spec: ModelSpec, where: Placement, *, batch_size: int, train: bool = False,
+                 augment: bool = False, generator: torch.Generator | None = None,
+                 sample_weights: torch.Tensor | None = None) -> BatchLoader:
+    """A loader of ``split`` shaped for ``spec``'s model on ``where``; shuffling and augmentation only with ``train``.
+
+    Batch shapes stay fixed (full training batches; on a GPU, padded evaluation
+    batches), so that cuDNN tunes and compiles its kernels once per worker.
+    """
+    images = _as_tensor(split.images).to(where.device)
+    norm = spec.normalization()
+    return BatchLoader(
+        images,
+        _as_tensor(split.labels),
+        batch_size=batch_size,
+        shuffle=train,
+        sample_weights=sample_weights if train else None,
+        augment=augment and train,
+        channels=spec.in_channels(images.shape[1]),
+        mean=norm[0] if norm else None,
+        std=norm[1] if norm else None,
+        generator=generator,
+        memory_format=where.memory_format,
+        drop_last=train,
+        pad_last=not train and where.device.type == "cuda",
+    )
+
+
+def _as_tensor(array: np.ndarray) -> torch.Tensor:
+    # Arrays from Ray's object store are read-only views of shared memory; torch
+    # warns about that, but the tensors are never written to.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(array)

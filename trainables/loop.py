@@ -1,54 +1,16 @@
-"""One epoch of training, and evaluation: the loops over a split's batches, shaped for a trial's model."""
+"""One epoch of training, and evaluation: the loops over a loader's batches."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
 from trainables.config import TrialConfig
-from trainables.splits import Split
 from trainables.device import Placement, placement
-from trainables.loader import BatchLoader
+from trainables.loader import EVAL_BATCH_SIZE, BatchLoader, model_loader
 from trainables.models import get_spec
 from trainables.scores import Scores
-
-EVAL_BATCH_SIZE = 256  # images per forward pass when evaluating; no effect on results
-
-
-def make_loader(
-    split: Split,
-    cfg: TrialConfig,
-    *,
-    batch_size: int,
-    where: Placement,
-    generator: torch.Generator | None = None,
-    train: bool = False,
-    sample_weights: torch.Tensor | None = None,
-) -> BatchLoader:
-    """A loader of ``split`` shaped for ``cfg``'s model; augmentation and shuffling on training only.
-
-    Batch shapes stay fixed (full training batches; on a GPU, padded evaluation
-    batches), so that cuDNN tunes and compiles its kernels once per worker.
-    """
-    spec = get_spec(cfg.architecture)
-    images = _as_tensor(split.images).to(where.device)
-    norm = spec.normalization()
-    return BatchLoader(
-        images,
-        _as_tensor(split.labels),
-        batch_size=batch_size,
-        shuffle=train,
-        sample_weights=sample_weights if train else None,
-        augment=cfg.augment and train,
-        channels=spec.in_channels(images.shape[1]),
-        mean=norm[0] if norm else None,
-        std=norm[1] if norm else None,
-        generator=generator,
-        memory_format=where.memory_format,
-        drop_last=train,
-        pad_last=not train and where.device.type == "cuda",
-    )
+from trainables.splits import Split
 
 
 def train_one_epoch(
@@ -91,16 +53,7 @@ def evaluate(model: nn.Module, loader: BatchLoader, where: Placement) -> tuple[f
 
 def score_split(model: nn.Module, cfg: TrialConfig, split: Split) -> Scores:
     """Positive-class probabilities of a trained model on one split."""
-    where = placement(cfg.architecture, split.images.shape[-1], next(model.parameters()).device)
+    spec = get_spec(cfg.architecture)
+    where = placement(spec, split.images.shape[-1], next(model.parameters()).device)
     return evaluate(model.to(memory_format=where.memory_format),
-                    make_loader(split, cfg, batch_size=EVAL_BATCH_SIZE, where=where), where)[1]
-
-
-def _as_tensor(array: np.ndarray) -> torch.Tensor:
-    # Arrays from Ray's object store are read-only views of shared memory; torch
-    # warns about that, but the tensors are never written to.
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.from_numpy(array)
+                    model_loader(split, spec, where, batch_size=EVAL_BATCH_SIZE), where)[1]

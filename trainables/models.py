@@ -2,7 +2,7 @@
 
 Each entry says whether it starts from ImageNet weights, the image size it is
 made for, how its input is normalised and which layer Grad-CAM should look
-at. ``create_model`` builds a fresh model; ``load_pretrained_state`` reads
+at. :meth:`ModelSpec.build` (or ``create_model`` by name) builds a fresh model; ``load_pretrained_state`` reads
 ImageNet weights from disk only (the torch hub cache or ``weights_dir``), so
 that nothing is downloaded while trials run.
 """
@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -89,6 +90,31 @@ class ModelSpec:
         """(mean, std) applied after scaling to [0, 1], or None."""
         return (IMAGENET_MEAN, IMAGENET_STD) if self.pretrainable else None
 
+    def trial_image_size(self, *, override: int | None, source_default: int | None) -> int:
+        """Pixels a trial's images have: ``override``, else the source's size, else this model's."""
+        return override or source_default or self.input_size
+
+    def build(self, *, in_channels: int = 3, image_size: int | None = None,
+              imagenet_state: dict[str, torch.Tensor] | None = None,
+              device: torch.device | str | None = None) -> nn.Module:
+        """A fresh model, built on ``device``; with ``imagenet_state`` its backbone starts from those ImageNet weights."""
+        # Built where it trains: initialising on the CPU and copying costs a GPU trial its setup time.
+        with torch.device(device or "cpu"):
+            model = self.factory(self.in_channels(in_channels), image_size or self.input_size)
+        if imagenet_state is not None:
+            if not self.pretrainable:
+                raise InputError(f"{self.name!r} has no ImageNet weights; it is trained from scratch")
+            head = _head_names(model)
+            backbone = {k: v for k, v in imagenet_state.items() if k.rsplit(".", 1)[0] not in head}
+            try:
+                missing, unexpected = model.load_state_dict(backbone, strict=False)
+            except RuntimeError as err:  # shapes differ: the file is another architecture's
+                raise InputError(f"ImageNet weights do not fit {self.name!r}: {str(err).splitlines()[1].strip()}") from None
+            if unexpected or set(k.rsplit(".", 1)[0] for k in missing) - head:
+                raise InputError(f"ImageNet weights do not fit {self.name!r}: missing {missing[:3]}, "
+                                 f"unexpected {unexpected[:3]}")
+        return model
+
 
 _MODELS: dict[str, ModelSpec] = {}
 
@@ -128,31 +154,9 @@ def get_spec(name: str) -> ModelSpec:
         raise InputError(f"unknown architecture {name!r}; choose from {', '.join(list_models())}{hint}") from None
 
 
-def create_model(
-    name: str,
-    *,
-    in_channels: int = 3,
-    image_size: int | None = None,
-    imagenet_state: dict[str, torch.Tensor] | None = None,
-    device: torch.device | str | None = None,
-) -> nn.Module:
-    """A fresh model, built on ``device``; with ``imagenet_state`` its backbone starts from those ImageNet weights."""
-    spec = get_spec(name)
-    # Built where it trains: initialising on the CPU and copying costs a GPU trial its setup time.
-    with torch.device(device or "cpu"):
-        model = spec.factory(spec.in_channels(in_channels), image_size or spec.input_size)
-    if imagenet_state is not None:
-        if not spec.pretrainable:
-            raise InputError(f"{name!r} has no ImageNet weights; it is trained from scratch")
-        head = _head_names(model)
-        backbone = {k: v for k, v in imagenet_state.items() if k.rsplit(".", 1)[0] not in head}
-        try:
-            missing, unexpected = model.load_state_dict(backbone, strict=False)
-        except RuntimeError as err:  # shapes differ: the file is another architecture's
-            raise InputError(f"ImageNet weights do not fit {name!r}: {str(err).splitlines()[1].strip()}") from None
-        if unexpected or set(k.rsplit(".", 1)[0] for k in missing) - head:
-            raise InputError(f"ImageNet weights do not fit {name!r}: missing {missing[:3]}, unexpected {unexpected[:3]}")
-    return model
+def create_model(name: str, **kwargs: Any) -> nn.Module:
+    """A fresh ``name`` model: :meth:`ModelSpec.build` of its spec (same keywords)."""
+    return get_spec(name).build(**kwargs)
 
 
 def check_input_size(name: str, image_size: int) -> None:

@@ -5,7 +5,7 @@ model was judged on (validation, or out-of-fold with folds), and recorded as
 an :class:`OperatingPoint` in the deliverable. ``best.json``, the report, the
 CLI, the exported card and ``predict`` all read that record; none sets its own.
 
-The rule is split conformal (:func:`trainables.metrics.operating_point`): with
+The rule is split conformal (:func:`operating_point`): with
 P calibration positives and a target recall r, positive is every score at or
 above the m-th highest positive score, m = ceil(r (P + 1)). The recall on new
 positives then averages m / (P + 1) >= r over draws of the calibration set,
@@ -23,8 +23,6 @@ from typing import Any
 
 import numpy as np
 from scipy.stats import beta, betabinom
-
-from trainables.metrics import conformal_rank, operating_point
 
 RULE = "split conformal: the ceil(target x (P + 1))-th highest of the P calibration positives' scores"
 CONFIDENCE = 0.95
@@ -103,6 +101,43 @@ class OperatingPoint:
                    int(record["rank"]), str(record["scores"]), str(record.get("rule", RULE)))
 
 
+def operating_point(y_true: np.ndarray, y_score: np.ndarray, *, target_recall: float) -> dict[str, float]:
+    """The highest threshold whose recall on new positives reaches ``target_recall``, with precision and specificity.
+
+    A positive is called when ``score >= threshold``. A new positive,
+    exchangeable with the P it is set on, scores at or above the m-th highest
+    of them with probability m / (P + 1); so the threshold is the m-th highest
+    positive score with m = ceil(target * (P + 1)) (split conformal), not
+    ceil(target * P), which reaches the target on these P but promises about
+    1 / (P + 1) too much on new images (all P when the target is out of reach).
+    Unlike recall at a 0.5 cut, which moves in steps of one positive,
+    specificity at a fixed recall moves in steps of one negative (the larger
+    class), and it cannot be won by calling everything positive.
+    """
+    thresholds, tps, fps = counts_above_each_threshold(y_true, y_score)
+    needed = conformal_rank(int(tps[-1]), target_recall)
+    reached = int(np.argmax(tps >= needed))  # the first (highest) threshold that does
+    return {
+        "threshold_at_recall": float(thresholds[reached]),
+        "precision_at_recall": float(tps[reached] / (tps[reached] + fps[reached])),
+        "specificity_at_recall": float(1 - fps[reached] / max(fps[-1], 1)),
+    }
+
+
+def conformal_rank(positives: int, target_recall: float) -> int:
+    """m = ceil(target x (P + 1)), at most P: the rank among P positive scores that the operating threshold takes."""
+    return min(math.ceil(target_recall * (positives + 1) - 1e-9), positives)
+
+
+def counts_above_each_threshold(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Each distinct score, highest first, and the true and false positives at ``score >= it``."""
+    order = np.argsort(-np.asarray(y_score), kind="mergesort")
+    scores, truth = np.asarray(y_score)[order], np.asarray(y_true).astype(bool)[order]
+    last_of_each_score = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]
+    tps = np.cumsum(truth)[last_of_each_score]
+    return scores[last_of_each_score], tps, last_of_each_score + 1 - tps
+
+
 def set_operating_point(y_true: np.ndarray, y_score: np.ndarray, *, target_recall: float,
                         scores: str) -> OperatingPoint:
     """The operating point of these calibration labels and scores (the one place a delivered threshold is set)."""
@@ -113,4 +148,5 @@ def set_operating_point(y_true: np.ndarray, y_score: np.ndarray, *, target_recal
     return OperatingPoint(threshold, target_recall, positives, conformal_rank(positives, target_recall), scores)
 
 
-__all__ = ["CONFIDENCE", "OperatingPoint", "RULE", "set_operating_point"]
+__all__ = ["CONFIDENCE", "OperatingPoint", "RULE", "conformal_rank", "counts_above_each_threshold", "operating_point",
+           "set_operating_point"]

@@ -11,6 +11,10 @@ from torch import nn
 
 from trainables.scores import Scores
 
+# The fields that resume the stopping rule (trainables.resume); the kept weights, metrics and scores
+# travel in the deliverable instead.
+COUNTERS = ("best_loss", "best_epoch", "bad_epochs", "epoch")
+
 
 @dataclass
 class EarlyStopping:
@@ -48,13 +52,8 @@ class EarlyStopping:
     def should_stop(self) -> bool:
         return self.bad_epochs >= self.patience and self.epoch >= self.min_epochs
 
-    def counters(self) -> dict[str, Any]:
-        """What resumes the stopping rule; the kept weights, metrics and scores travel in the deliverable."""
-        return {"best_loss": self.best_loss, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
-                "epoch": self.epoch}
-
     def restore(self, counters: dict[str, Any], weights: dict[str, torch.Tensor], metrics: dict[str, float],
                 scores: Scores | None) -> None:
-        """Continue from :meth:`counters` and one fold's part of a checkpoint's deliverable."""
-        vars(self).update(counters)
+        """Continue from the :data:`COUNTERS` of a resume state and one model's part of its deliverable."""
+        vars(self).update({name: counters[name] for name in COUNTERS})
         self.best_state, self.best_metrics, self.best_scores = weights, dict(metrics), scores

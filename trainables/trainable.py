@@ -26,9 +26,9 @@ from trainables.checkpoints import (
 )
 from trainables.config import TrialConfig
 from trainables.dataset import Dataset
-from trainables.device import GpuMemoryError, cap_gpu_memory, placement
+from trainables.models import get_spec
 from trainables.ray_compat import TrialStorage, trial_storage
-from trainables.train import image_size_for, run_trial
+from trainables.train import run_trial
 
 def train_fn(config: dict[str, Any], *, datasets: dict[int, Dataset], imagenet_states: dict[str, dict] | None = None,
              image_size: int | None = None, checkpoints: CheckpointPolicy = EVERY_EPOCH) -> None:
@@ -46,11 +46,10 @@ def train_fn(config: dict[str, Any], *, datasets: dict[int, Dataset], imagenet_s
 
     started = time.perf_counter()
     cfg = TrialConfig.from_dict(config)
-    size = image_size_for(cfg.architecture, override=cfg.image_size, source_default=image_size)
+    spec = get_spec(cfg.architecture)  # resolved once; the trial carries it
+    size = spec.trial_image_size(override=cfg.image_size, source_default=image_size)
     resources = ray.get_runtime_context().get_assigned_resources()
     _match_threads_to_cpus(resources.get("CPU"))
-    where = placement(cfg.architecture, size)
-    cap_mib = cap_gpu_memory(resources.get("GPU", 0.0), where.device)
     node_id = ray.get_runtime_context().get_node_id()  # which node of a cluster ran the trial
 
     point = _restore(trial_storage(), recorded=tune.get_checkpoint())
@@ -71,13 +70,8 @@ def train_fn(config: dict[str, Any], *, datasets: dict[int, Dataset], imagenet_s
             save_checkpoint(folder, kept=state["kept"], resume=state["resume"], result=metrics, history=history)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
-    try:
-        run_trial(cfg, datasets[size], report=report, imagenet_state=(imagenet_states or {}).get(cfg.architecture),
-                  device=where.device, resume_from=resume_from, started=started, checkpoints=checkpoints)
-    except torch.OutOfMemoryError:
-        share = f"its share of the GPU ({cap_mib:.0f} MiB)" if cap_mib else "the GPU's memory"
-        raise GpuMemoryError(f"{cfg.architecture} at {size} px, batch {cfg.batch_size} needs more than {share}; "
-                             "raise --gpus-per-trial, or pass --gpus-per-trial auto") from None
+    run_trial(cfg, datasets[size], spec=spec, report=report, imagenet_state=(imagenet_states or {}).get(cfg.architecture),
+              gpu_share=resources.get("GPU", 0.0), resume_from=resume_from, started=started, checkpoints=checkpoints)
 
 
 def _restore(storage: TrialStorage, *, recorded: Any) -> RestorePoint | None:

@@ -16,6 +16,8 @@ import pandas as pd
 from scipy.stats import rankdata
 from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score, roc_auc_score
 
+from trainables.operating import conformal_rank
+
 
 def bootstrap_intervals(
     y_true: np.ndarray, y_pred: np.ndarray, y_score: np.ndarray, *, n_resamples: int = 1000,
@@ -67,7 +69,7 @@ def _resampled_metrics(y_true: np.ndarray, y_pred: np.ndarray, y_score: np.ndarr
     AUC is the Mann-Whitney statistic (ties counted half, as scikit-learn
     does), which needs the negatives first in each row (stratified_resamples).
     Average precision has no closed form over counts: it is computed per resample.
-    The ``*_at_recall`` metrics are those of trainables.metrics.operating_point
+    The ``*_at_recall`` metrics are those of trainables.operating.operating_point
     at ``target_recall`` (the m-th highest positive score of each resample as
     the threshold), and ``loss`` the mean cross-entropy of the probabilities.
     """
@@ -107,8 +109,6 @@ def _every_image_once(y_true: np.ndarray) -> np.ndarray:
 
 def _at_recall(scores: np.ndarray, n_neg: int, target_recall: float | None) -> tuple[np.ndarray, np.ndarray]:
     """Specificity and precision per row at the split-conformal threshold (rows: negatives' scores, then positives')."""
-    from trainables.metrics import conformal_rank
-
     if target_recall is None:
         raise ValueError("the *_at_recall metrics need target_recall")
     negatives, positives = scores[:, :n_neg], scores[:, n_neg:]

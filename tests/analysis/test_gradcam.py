@@ -4,7 +4,7 @@ import pytest
 from analysis import gradcam_figure, pick_examples
 from tests.conftest import tiny_dataset
 from tests.trainables.test_explain import classifier_of
-from trainables import TrialConfig, run_trial
+from trainables import TrialConfig, get_spec, run_trial
 
 
 @pytest.fixture(scope="module")
@@ -12,7 +12,7 @@ def trained():
     """A study CNN trained for a few epochs on images whose positives carry a bright square."""
     data = tiny_dataset(n=96, size=32)
     cfg = TrialConfig.from_dict({"architecture": "cnn_bn", "max_epochs": 4, "lr": 0.003})
-    (run,) = run_trial(cfg, data, report=lambda m, s: None)
+    (run,) = run_trial(cfg, data, spec=get_spec(cfg.architecture), report=lambda m, s: None)
     return classifier_of([run.model.eval()], "cnn_bn"), data
 
 

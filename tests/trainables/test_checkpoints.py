@@ -15,6 +15,7 @@ from trainables import (
     CheckpointPolicy,
     TrialConfig,
     asha_rungs,
+    get_spec,
     load_kept,
     load_resume,
     read_held_out,
@@ -34,7 +35,7 @@ def test_asha_rungs_are_the_epochs_where_ray_tunes_asha_decides(grace, factor, m
 
 def _checkpointed_epochs(cfg, policy):
     reports = []
-    run_trial(cfg, tiny_dataset(), report=lambda metrics, state: reports.append((metrics["epoch"], state)),
+    run_trial(cfg, tiny_dataset(), spec=get_spec(cfg.architecture), report=lambda metrics, state: reports.append((metrics["epoch"], state)),
               checkpoints=policy)
     return [epoch for epoch, state in reports if state is not None], reports
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from tests.conftest import tiny_dataset
-from trainables import TrialConfig, run_trial
+from trainables import TrialConfig, get_spec, run_trial
 from trainables.classifier import Classifier, Ensemble, Member, MemberSpec
 from trainables.explain import gradcam_maps
 from trainables.operating import OperatingPoint
@@ -21,7 +21,7 @@ def trained():
     """Two study CNNs (the folds of one trial) trained for a few epochs on images whose positives carry a bright square."""
     data = tiny_dataset(n=96, size=32)
     cfg = TrialConfig.from_dict({"architecture": "cnn_bn", "max_epochs": 4, "lr": 0.003, "folds": 2})
-    runs = run_trial(cfg, data, report=lambda m, s: None)
+    runs = run_trial(cfg, data, spec=get_spec(cfg.architecture), report=lambda m, s: None)
     return classifier_of([run.model.eval() for run in runs], "cnn_bn"), data
 
 

@@ -3,8 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from trainables.metrics import operating_point
-from trainables.operating import OperatingPoint, set_operating_point
+from trainables.operating import OperatingPoint, operating_point, set_operating_point
 
 
 def test_the_operating_point_is_the_metrics_threshold_with_its_rule_and_counts():

@@ -22,6 +22,7 @@ from trainables import (
     TrialConfig,
     average_scores,
     data_device,
+    get_spec,
     kept_model_from,
     read_history,
     run_trial,
@@ -30,7 +31,7 @@ from trainables import (
     train_fn,
 )
 from trainables import trainable
-from trainables.metrics import operating_point
+from trainables.operating import operating_point
 
 # On the CPU a run repeats bit for bit. GPU kernels (cuDNN's autotuned choices, atomics in
 # backward passes) may differ in the last bits between runs, so there values are compared closely.
@@ -43,7 +44,7 @@ def _same(a, b):
 
 def _run(cfg, dataset, resume_from=None):
     reports = []
-    run, *_ = run_trial(cfg, dataset, report=lambda m, s: reports.append((m, copy.deepcopy(s))), resume_from=resume_from)
+    run, *_ = run_trial(cfg, dataset, spec=get_spec(cfg.architecture), report=lambda m, s: reports.append((m, copy.deepcopy(s))), resume_from=resume_from)
     return run.model, run.stopper, reports
 
 
@@ -160,7 +161,7 @@ def test_a_trial_with_folds_reports_fold_means_and_errors_and_delivers_every_fol
     cfg = TrialConfig.from_dict({"max_epochs": 3, "folds": 3})
     data = tiny_dataset()
     reports = []
-    runs = run_trial(cfg, data, report=lambda m, s: reports.append((m, copy.deepcopy(s))))
+    runs = run_trial(cfg, data, spec=get_spec(cfg.architecture), report=lambda m, s: reports.append((m, copy.deepcopy(s))))
     metrics, state = reports[-1]
     assert len(runs) == 3 and metrics["folds_training"] == 3
     fold_losses = [run.stopper.best_metrics["val_loss"] for run in runs]
@@ -200,7 +201,7 @@ def test_the_test_split_cannot_influence_a_trial(folds):
 
 def _reports(cfg, dataset):
     reports = []
-    run_trial(cfg, dataset, report=lambda m, s: reports.append((m, None)))
+    run_trial(cfg, dataset, spec=get_spec(cfg.architecture), report=lambda m, s: reports.append((m, None)))
     return reports
 
 
@@ -208,10 +209,10 @@ def test_a_trial_with_folds_resumes_where_it_stopped():
     cfg = TrialConfig.from_dict({"max_epochs": 3, "folds": 2, "augment": True, "strategy": "oversampling"})
     data = tiny_dataset()
     straight = []
-    run_trial(cfg, data, report=lambda m, s: straight.append((m, copy.deepcopy(s))))
+    run_trial(cfg, data, spec=get_spec(cfg.architecture), report=lambda m, s: straight.append((m, copy.deepcopy(s))))
     after_one = straight[0][1]
     resumed = []
-    run_trial(cfg, data, report=lambda m, s: resumed.append((m, s)),
+    run_trial(cfg, data, spec=get_spec(cfg.architecture), report=lambda m, s: resumed.append((m, s)),
               resume_from={**after_one["resume"], "kept": after_one["kept"]})
     assert [m["epoch"] for m, _ in resumed] == [2, 3]
     _same([m["val_loss"] for m, _ in resumed], [m["val_loss"] for m, _ in straight[1:]])
@@ -321,7 +322,7 @@ def test_seed_replicates_train_each_fold_under_every_seed_and_rank_their_mean():
     cfg = TrialConfig.from_dict({"max_epochs": 2, "folds": 2, "seeds": 2, "seed": 7})
     data = tiny_dataset()
     reports = []
-    runs = run_trial(cfg, data, report=lambda m, s: reports.append((m, copy.deepcopy(s))))
+    runs = run_trial(cfg, data, spec=get_spec(cfg.architecture), report=lambda m, s: reports.append((m, copy.deepcopy(s))))
     metrics, state = reports[-1]
     assert [(run.replicate, run.fold) for run in runs] == [(0, 0), (0, 1), (1, 0), (1, 1)]
     # Each seed's models start from their own weights, on the same folds as the other seed's.
@@ -342,7 +343,7 @@ def test_seed_replicates_without_folds_are_judged_on_validation_and_deliver_thei
     cfg = TrialConfig.from_dict({"max_epochs": 2, "seeds": 3})
     data = tiny_dataset()
     reports = []
-    runs = run_trial(cfg, data, report=lambda m, s: reports.append((m, copy.deepcopy(s))))
+    runs = run_trial(cfg, data, spec=get_spec(cfg.architecture), report=lambda m, s: reports.append((m, copy.deepcopy(s))))
     kept = reports[-1][1]["kept"]
     assert len(runs) == 3 and "kept_oof_auc" not in reports[-1][0]  # no folds, no out-of-fold scores
     delivered = kept_model_from(kept)
